@@ -1,0 +1,495 @@
+//! L3 (market-by-order) book for one instrument, following Databento's GLBX rules:
+//! A/C/M/R change the book, T/F/N never do, and readers look only at `F_LAST` boundaries
+//! (the pipeline tracks those). Also the MBP-10 book as sent in MBP-10 records.
+//!
+//! Layout, chosen for a hot path with no steady-state allocation:
+//! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash map;
+//! - each price level keeps a doubly linked FIFO of slab indices, so queue position is
+//!   exact and cancels are O(1) once the level is found;
+//! - levels per side sit in a `Vec` sorted so the best price is last: most activity is at
+//!   or near the touch, so inserts and removals shift few elements.
+
+use rustc_hash::FxHashMap;
+
+pub const UNDEF_PRICE: i64 = i64::MAX;
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LevelView {
+    pub price: i64,
+    pub size: u64,
+    pub count: u32,
+}
+
+/// Best bid and ask; an empty side is `(UNDEF_PRICE, 0, 0)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Top {
+    pub bid: LevelView,
+    pub ask: LevelView,
+}
+
+const EMPTY_LEVEL: LevelView = LevelView { price: UNDEF_PRICE, size: 0, count: 0 };
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub side: u8,
+    pub price: i64,
+    pub size: u32,
+    pub orders_ahead: u32,
+    pub size_ahead: u64,
+}
+
+/// Book rule violations seen in the feed. None stops the book; all are counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    pub cancel_unknown: u64,
+    pub modify_unknown: u64,
+    pub duplicate_add: u64,
+    pub over_cancel: u64,
+    pub bad_side: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Order {
+    id: u64,
+    price: i64,
+    size: u32,
+    side: Side,
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Bid,
+    Ask,
+}
+
+impl Side {
+    fn from_ascii(c: u8) -> Option<Side> {
+        match c {
+            b'B' => Some(Side::Bid),
+            b'A' => Some(Side::Ask),
+            _ => None,
+        }
+    }
+    fn ascii(self) -> u8 {
+        match self {
+            Side::Bid => b'B',
+            Side::Ask => b'A',
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    price: i64,
+    size: u64,
+    count: u32,
+    head: u32,
+    tail: u32,
+}
+
+#[derive(Default)]
+pub struct L3Book {
+    orders: Vec<Order>,
+    free: Vec<u32>,
+    index: FxHashMap<u64, u32>,
+    /// Ascending prices: best bid last.
+    bids: Vec<Level>,
+    /// Descending prices: best ask last.
+    asks: Vec<Level>,
+    pub anomalies: Anomalies,
+}
+
+impl L3Book {
+    pub fn new() -> Self {
+        Self::with_capacity(4096)
+    }
+
+    pub fn with_capacity(orders: usize) -> Self {
+        let mut index = FxHashMap::default();
+        index.reserve(orders);
+        Self {
+            orders: Vec::with_capacity(orders),
+            free: Vec::with_capacity(orders),
+            index,
+            bids: Vec::with_capacity(512),
+            asks: Vec::with_capacity(512),
+            anomalies: Anomalies::default(),
+        }
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Drops every order (action R, or the start of a snapshot). Capacity is kept.
+    pub fn clear(&mut self) {
+        self.orders.clear();
+        self.free.clear();
+        self.index.clear();
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
+        let Some(side) = Side::from_ascii(side) else {
+            self.anomalies.bad_side += 1;
+            return;
+        };
+        if let Some(&idx) = self.index.get(&order_id) {
+            self.anomalies.duplicate_add += 1;
+            self.remove_order(idx);
+        }
+        self.insert_order(order_id, side, price, size);
+    }
+
+    /// `size` is the quantity removed (Databento C semantics).
+    pub fn cancel(&mut self, order_id: u64, size: u32) {
+        let Some(&idx) = self.index.get(&order_id) else {
+            self.anomalies.cancel_unknown += 1;
+            return;
+        };
+        let o = self.orders[idx as usize];
+        if size >= o.size {
+            if size > o.size {
+                self.anomalies.over_cancel += 1;
+            }
+            self.remove_order(idx);
+        } else {
+            self.orders[idx as usize].size = o.size - size;
+            if let Some(l) = self.level_mut(o.side, o.price) {
+                l.size -= size as u64;
+            }
+        }
+    }
+
+    /// CME priority: a price change or a size increase sends the order to the back of the
+    /// queue; a size decrease keeps its place. An unknown order id is treated as an add.
+    pub fn modify(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
+        let Some(&idx) = self.index.get(&order_id) else {
+            self.anomalies.modify_unknown += 1;
+            self.add(order_id, side, price, size);
+            return;
+        };
+        let o = self.orders[idx as usize];
+        if size == 0 {
+            self.remove_order(idx);
+        } else if price != o.price || size > o.size {
+            self.remove_order(idx);
+            self.insert_order(order_id, o.side, price, size);
+        } else {
+            self.orders[idx as usize].size = size;
+            if let Some(l) = self.level_mut(o.side, o.price) {
+                l.size -= (o.size - size) as u64;
+            }
+        }
+    }
+
+    pub fn top(&self) -> Top {
+        Top {
+            bid: self.bids.last().map_or(EMPTY_LEVEL, view),
+            ask: self.asks.last().map_or(EMPTY_LEVEL, view),
+        }
+    }
+
+    /// Best-first (price, size, count) for up to `depth` levels per side.
+    pub fn levels(&self, depth: usize) -> (Vec<LevelView>, Vec<LevelView>) {
+        let bids = self.bids.iter().rev().take(depth).map(view).collect();
+        let asks = self.asks.iter().rev().take(depth).map(view).collect();
+        (bids, asks)
+    }
+
+    /// Writes the top `out.len()` levels per side into the given slices (no allocation);
+    /// unused slots become empty levels. Returns how many levels each side had.
+    pub fn fill_levels(&self, bids_out: &mut [LevelView], asks_out: &mut [LevelView]) -> (usize, usize) {
+        fn fill(src: &[Level], out: &mut [LevelView]) -> usize {
+            let mut n = 0;
+            for (slot, l) in out.iter_mut().zip(src.iter().rev()) {
+                *slot = view(l);
+                n += 1;
+            }
+            for slot in out[n..].iter_mut() {
+                *slot = EMPTY_LEVEL;
+            }
+            n
+        }
+        (fill(&self.bids, bids_out), fill(&self.asks, asks_out))
+    }
+
+    pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
+        let &idx = self.index.get(&order_id)?;
+        let o = self.orders[idx as usize];
+        let level = self.find_level(o.side, o.price).map(|i| self.side(o.side)[i])?;
+        let (mut ahead, mut size_ahead) = (0u32, 0u64);
+        let mut cur = level.head;
+        while cur != idx && cur != NIL {
+            ahead += 1;
+            size_ahead += self.orders[cur as usize].size as u64;
+            cur = self.orders[cur as usize].next;
+        }
+        Some(QueuePosition { side: o.side.ascii(), price: o.price, size: o.size, orders_ahead: ahead, size_ahead })
+    }
+
+    fn side(&self, side: Side) -> &Vec<Level> {
+        match side {
+            Side::Bid => &self.bids,
+            Side::Ask => &self.asks,
+        }
+    }
+
+    /// Index of the level at `price`, searching the sorted side.
+    fn find_level(&self, side: Side, price: i64) -> Option<usize> {
+        let levels = self.side(side);
+        let pos = insertion_point(levels, side, price);
+        (pos < levels.len() && levels[pos].price == price).then_some(pos)
+    }
+
+    fn level_mut(&mut self, side: Side, price: i64) -> Option<&mut Level> {
+        let i = self.find_level(side, price)?;
+        Some(match side {
+            Side::Bid => &mut self.bids[i],
+            Side::Ask => &mut self.asks[i],
+        })
+    }
+
+    fn insert_order(&mut self, order_id: u64, side: Side, price: i64, size: u32) {
+        let order = Order { id: order_id, price, size, side, prev: NIL, next: NIL };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.orders[i as usize] = order;
+                i
+            }
+            None => {
+                self.orders.push(order);
+                (self.orders.len() - 1) as u32
+            }
+        };
+        self.index.insert(order_id, idx);
+        let levels = match side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        let pos = insertion_point(levels, side, price);
+        if pos == levels.len() || levels[pos].price != price {
+            levels.insert(pos, Level { price, size: 0, count: 0, head: NIL, tail: NIL });
+        }
+        let level = &mut levels[pos];
+        let old_tail = level.tail;
+        level.size += size as u64;
+        level.count += 1;
+        level.tail = idx;
+        if old_tail == NIL {
+            level.head = idx;
+        } else {
+            self.orders[old_tail as usize].next = idx;
+            self.orders[idx as usize].prev = old_tail;
+        }
+    }
+
+    fn remove_order(&mut self, idx: u32) {
+        let o = self.orders[idx as usize];
+        self.index.remove(&o.id);
+        self.free.push(idx);
+        if o.prev != NIL {
+            self.orders[o.prev as usize].next = o.next;
+        }
+        if o.next != NIL {
+            self.orders[o.next as usize].prev = o.prev;
+        }
+        let Some(pos) = self.find_level(o.side, o.price) else { return };
+        let levels = match o.side {
+            Side::Bid => &mut self.bids,
+            Side::Ask => &mut self.asks,
+        };
+        let level = &mut levels[pos];
+        if level.head == idx {
+            level.head = o.next;
+        }
+        if level.tail == idx {
+            level.tail = o.prev;
+        }
+        level.size -= o.size as u64;
+        level.count -= 1;
+        if level.count == 0 {
+            levels.remove(pos);
+        }
+    }
+}
+
+fn view(l: &Level) -> LevelView {
+    LevelView { price: l.price, size: l.size, count: l.count }
+}
+
+/// First index whose level is at or beyond `price` in the side's sort order.
+#[inline]
+fn insertion_point(levels: &[Level], side: Side, price: i64) -> usize {
+    // Near-touch fast path: most updates hit the best few levels, at the end of the vec.
+    let n = levels.len();
+    let before = |l: &Level| match side {
+        Side::Bid => l.price < price,
+        Side::Ask => l.price > price,
+    };
+    if n == 0 || before(&levels[n - 1]) {
+        return n;
+    }
+    if n >= 2 && before(&levels[n - 2]) {
+        return n - 1;
+    }
+    levels.partition_point(before)
+}
+
+/// The book as last sent in MBP-10 records: each record carries all ten levels.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mbp10Book {
+    pub levels: [dbn::BidAskPair; 10],
+    pub valid: bool,
+}
+
+impl Mbp10Book {
+    pub fn apply(&mut self, levels: &[dbn::BidAskPair; 10]) {
+        self.levels = *levels;
+        self.valid = true;
+    }
+
+    pub fn top(&self) -> Top {
+        let l = &self.levels[0];
+        let side = |px: i64, sz: u32, ct: u32| {
+            if px == UNDEF_PRICE {
+                EMPTY_LEVEL
+            } else {
+                LevelView { price: px, size: sz as u64, count: ct }
+            }
+        };
+        Top { bid: side(l.bid_px, l.bid_sz, l.bid_ct), ask: side(l.ask_px, l.ask_sz, l.ask_ct) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PX: i64 = 2_400_000_000_000;
+    const TICK: i64 = 100_000_000;
+
+    #[test]
+    fn fifo_priority_and_queue_position() {
+        let mut b = L3Book::new();
+        b.add(1, b'B', PX, 5);
+        b.add(2, b'B', PX, 3);
+        b.add(3, b'B', PX, 7);
+        let q = b.queue_position(3).unwrap();
+        assert_eq!((q.orders_ahead, q.size_ahead), (2, 8));
+        // Size decrease keeps priority.
+        b.modify(1, b'B', PX, 4);
+        assert_eq!(b.queue_position(2).unwrap().orders_ahead, 1);
+        // Size increase loses it.
+        b.modify(1, b'B', PX, 10);
+        assert_eq!(b.queue_position(1).unwrap().orders_ahead, 2);
+        assert_eq!(b.top().bid, LevelView { price: PX, size: 20, count: 3 });
+    }
+
+    #[test]
+    fn cancel_partial_full_and_unknown() {
+        let mut b = L3Book::new();
+        b.add(1, b'A', PX + TICK, 5);
+        b.cancel(1, 2);
+        assert_eq!(b.top().ask.size, 3);
+        b.cancel(1, 3);
+        assert_eq!(b.top().ask, EMPTY_LEVEL);
+        b.cancel(99, 1);
+        assert_eq!(b.anomalies.cancel_unknown, 1);
+        assert_eq!(b.order_count(), 0);
+    }
+
+    #[test]
+    fn modify_price_moves_level_and_best_is_sorted() {
+        let mut b = L3Book::new();
+        for (i, d) in [3i64, 1, 2, 5, 4].iter().enumerate() {
+            b.add(i as u64 + 1, b'B', PX - d * TICK, 1);
+            b.add(i as u64 + 100, b'A', PX + d * TICK, 1);
+        }
+        let (bids, asks) = b.levels(10);
+        let bp: Vec<i64> = bids.iter().map(|l| (PX - l.price) / TICK).collect();
+        let ap: Vec<i64> = asks.iter().map(|l| (l.price - PX) / TICK).collect();
+        assert_eq!(bp, vec![1, 2, 3, 4, 5]);
+        assert_eq!(ap, vec![1, 2, 3, 4, 5]);
+        b.modify(5, b'B', PX, 2); // order 5 was at -4 ticks; moves to PX
+        assert_eq!(b.top().bid, LevelView { price: PX, size: 2, count: 1 });
+        assert_eq!(b.levels(10).0.len(), 5);
+    }
+
+    #[test]
+    fn clear_keeps_working() {
+        let mut b = L3Book::new();
+        b.add(1, b'B', PX, 1);
+        b.clear();
+        assert_eq!(b.top().bid, EMPTY_LEVEL);
+        b.add(1, b'B', PX, 2);
+        assert_eq!(b.top().bid.size, 2);
+    }
+
+    /// Property check against a naive model: a Vec of live orders in arrival order.
+    #[test]
+    fn matches_naive_model_on_random_operations() {
+        let mut rng = 0x9E3779B97F4A7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut b = L3Book::new();
+        let mut model: Vec<(u64, u8, i64, u32)> = Vec::new();
+        for step in 0..20_000u64 {
+            let r = next();
+            let side = if r & 1 == 0 { b'B' } else { b'A' };
+            let price = PX + ((r >> 8) % 8) as i64 * TICK;
+            let size = ((r >> 16) % 9 + 1) as u32;
+            match (r >> 32) % 4 {
+                0 | 1 => {
+                    b.add(step + 1, side, price, size);
+                    model.push((step + 1, side, price, size));
+                }
+                2 if !model.is_empty() => {
+                    let i = (r >> 40) as usize % model.len();
+                    let (id, _, _, sz) = model[i];
+                    let c = size.min(sz);
+                    b.cancel(id, c);
+                    if c == sz {
+                        model.remove(i);
+                    } else {
+                        model[i].3 -= c;
+                    }
+                }
+                3 if !model.is_empty() => {
+                    let i = (r >> 40) as usize % model.len();
+                    let (id, s, p, sz) = model[i];
+                    let np = if r & 2 == 0 { p } else { price };
+                    b.modify(id, s, np, size);
+                    if np != p || size > sz {
+                        model.remove(i);
+                        model.push((id, s, np, size));
+                    } else {
+                        model[i].3 = size;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (id, s, p, _) in model.iter().take(200) {
+            let ahead: Vec<_> = model
+                .iter()
+                .take_while(|o| o.0 != *id)
+                .filter(|o| o.1 == *s && o.2 == *p)
+                .collect();
+            let q = b.queue_position(*id).unwrap();
+            assert_eq!(q.orders_ahead as usize, ahead.len());
+            assert_eq!(q.size_ahead, ahead.iter().map(|o| o.3 as u64).sum::<u64>());
+        }
+        let best_bid = model.iter().filter(|o| o.1 == b'B').map(|o| o.2).max();
+        assert_eq!(best_bid.unwrap_or(UNDEF_PRICE), b.top().bid.price);
+        assert_eq!(b.order_count(), model.len());
+    }
+}

@@ -1,0 +1,387 @@
+//! Chunked DBN decoding on top of the official `dbn` crate's sans-I/O state machine.
+//!
+//! Input arrives as arbitrary byte chunks (socket reads, file reads): the metadata header
+//! first, then records split anywhere. `DbnFsm` frames the records and upgrades DBN v1/v2
+//! to v3 layouts; this wrapper adds what a daemon needs around it: byte offsets in every
+//! error, a bound on the metadata length, unknown-rtype accounting, and a clear error for a
+//! stream that ends inside a header or record.
+
+use std::fmt;
+
+use dbn::decode::dbn::fsm::{DbnFsm, ProcessResult};
+use dbn::{Metadata, RType, RecordRef, VersionUpgradePolicy};
+
+/// Larger metadata is treated as corruption rather than buffered (the crate would grow its
+/// buffer to whatever the header claims, up to 4 GiB).
+pub const MAX_METADATA_LEN: u32 = 64 << 20;
+const PRELUDE_LEN: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeErrorKind {
+    BadMagic,
+    BadVersion,
+    BadMetadata,
+    BadRecordLength,
+    UnknownRType,
+    Truncated,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub kind: DecodeErrorKind,
+    /// Offset in the decompressed stream where the offending header or record starts.
+    pub offset: u64,
+    pub message: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte offset {}", self.message, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+pub struct StreamDecoder {
+    fsm: DbnFsm,
+    /// Bytes written into the state machine so far.
+    fed: u64,
+    metadata: Option<Metadata>,
+    strict: bool,
+    unknown_rtypes: u64,
+    failed: Option<DecodeError>,
+}
+
+impl StreamDecoder {
+    pub fn new(strict: bool) -> Self {
+        Self {
+            fsm: build_fsm(),
+            fed: 0,
+            metadata: None,
+            strict,
+            unknown_rtypes: 0,
+            failed: None,
+        }
+    }
+
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    pub fn bytes_fed(&self) -> u64 {
+        self.fed
+    }
+
+    pub fn unknown_rtypes(&self) -> u64 {
+        self.unknown_rtypes
+    }
+
+    pub fn failed(&self) -> Option<&DecodeError> {
+        self.failed.as_ref()
+    }
+
+    /// Forget the stream (not the counters) and expect a new metadata header, as after a
+    /// reconnect.
+    pub fn reset(&mut self) {
+        self.fsm = build_fsm();
+        self.fed = 0;
+        self.metadata = None;
+        self.failed = None;
+    }
+
+    /// Offset of the first byte the state machine has not consumed yet.
+    fn unconsumed_offset(&self) -> u64 {
+        self.fed - self.fsm.data().len() as u64
+    }
+
+    /// Copies `chunk` into the decoder and hands every complete record to `on_record`.
+    /// Returns the number of records handed over.
+    pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], on_record: F) -> Result<u64, DecodeError> {
+        self.check_usable()?;
+        self.fsm.write_all(chunk);
+        self.fed += chunk.len() as u64;
+        self.drain(on_record)
+    }
+
+    /// Lets a reader fill the decoder's buffer directly (no intermediate copy), then
+    /// decodes. `fill` returns how many bytes it wrote, 0 at end of input.
+    pub fn feed_with<R, F>(&mut self, fill: R, on_record: F) -> Result<(usize, u64), DecodeError>
+    where
+        R: FnOnce(&mut [u8]) -> std::io::Result<usize>,
+        F: FnMut(RecordRef<'_>),
+    {
+        self.check_usable()?;
+        let n = fill(self.fsm.space()).map_err(|e| DecodeError {
+            kind: DecodeErrorKind::Other,
+            offset: self.fed,
+            message: format!("read failed: {e}"),
+        })?;
+        self.fsm.fill(n);
+        self.fed += n as u64;
+        let records = self.drain(on_record)?;
+        Ok((n, records))
+    }
+
+    /// Call at end of stream: errors if it ended inside the metadata or a record.
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        self.check_usable()?;
+        let pending = self.fsm.data().len();
+        if self.metadata.is_none() {
+            let err = DecodeError {
+                kind: DecodeErrorKind::Truncated,
+                offset: 0,
+                message: format!("stream ended inside the DBN metadata header ({} bytes received)", self.fed),
+            };
+            return Err(self.fail(err));
+        }
+        if pending > 0 {
+            let data = self.fsm.data();
+            let claimed = data[0] as usize * 4;
+            let err = DecodeError {
+                kind: DecodeErrorKind::Truncated,
+                offset: self.unconsumed_offset(),
+                message: format!(
+                    "stream ended inside a record: header claims {claimed} bytes, only {pending} present"
+                ),
+            };
+            return Err(self.fail(err));
+        }
+        Ok(())
+    }
+
+    fn check_usable(&self) -> Result<(), DecodeError> {
+        match &self.failed {
+            Some(e) => Err(DecodeError {
+                kind: e.kind,
+                offset: e.offset,
+                message: format!("decoder stopped after an earlier error ({}); reset the stream", e.message),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, err: DecodeError) -> DecodeError {
+        self.failed = Some(err.clone());
+        err
+    }
+
+    fn drain<F: FnMut(RecordRef<'_>)>(&mut self, mut on_record: F) -> Result<u64, DecodeError> {
+        if self.metadata.is_none() && self.unconsumed_offset() == 0 {
+            self.precheck_prelude()?;
+        }
+        let mut count = 0u64;
+        loop {
+            let batch_start = self.unconsumed_offset();
+            match self.fsm.process_batch() {
+                ProcessResult::ReadMore(_) => return Ok(count),
+                ProcessResult::Metadata(m) => self.metadata = Some(m),
+                ProcessResult::Record(_) => {
+                    let mut offset = batch_start;
+                    let mut bad: Option<(u64, u8)> = None;
+                    while let Some(rec) = self.fsm.next_buffered_record() {
+                        let rtype = rec.header().rtype;
+                        let size = rec.header().record_size() as u64;
+                        if RType::try_from(rtype).is_err() {
+                            if self.strict {
+                                bad = Some((offset, rtype));
+                                break;
+                            }
+                            self.unknown_rtypes += 1;
+                        } else {
+                            on_record(rec);
+                            count += 1;
+                        }
+                        offset += size;
+                    }
+                    if let Some((offset, rtype)) = bad {
+                        let err = DecodeError {
+                            kind: DecodeErrorKind::UnknownRType,
+                            offset,
+                            message: format!("unknown rtype 0x{rtype:02X}"),
+                        };
+                        return Err(self.fail(err));
+                    }
+                }
+                ProcessResult::Err(e) => {
+                    let offset = self.unconsumed_offset();
+                    let err = classify(e, offset, self.metadata.is_some());
+                    return Err(self.fail(err));
+                }
+            }
+        }
+    }
+
+    /// Rejects a corrupt prelude before the state machine acts on it.
+    fn precheck_prelude(&mut self) -> Result<(), DecodeError> {
+        let data = self.fsm.data();
+        let n = data.len().min(PRELUDE_LEN);
+        let mut err = None;
+        if n >= 3 && &data[..3] != b"DBN" {
+            err = Some((DecodeErrorKind::BadMagic, format!("bad magic {:?}, expected \"DBN\"", String::from_utf8_lossy(&data[..3]))));
+        } else if n >= 4 && !(1..=3).contains(&data[3]) {
+            err = Some((DecodeErrorKind::BadVersion, format!("unsupported DBN version {}", data[3])));
+        } else if n >= 8 {
+            let len = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+            if len > MAX_METADATA_LEN {
+                err = Some((DecodeErrorKind::BadMetadata, format!("metadata length {len} exceeds the {MAX_METADATA_LEN}-byte limit")));
+            }
+        }
+        match err {
+            Some((kind, message)) => {
+                let offset = self.unconsumed_offset();
+                Err(self.fail(DecodeError { kind, offset, message }))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn build_fsm() -> DbnFsm {
+    // The builder only fails on an invalid input-version setting, which we never pass;
+    // fall back to the plain constructor rather than panic.
+    DbnFsm::builder()
+        .upgrade_policy(VersionUpgradePolicy::UpgradeToV3)
+        .buffer_size(1 << 20)
+        .build()
+        .unwrap_or_else(|_| DbnFsm::new(1 << 20, 1 << 12))
+}
+
+fn classify(e: dbn::Error, offset: u64, have_metadata: bool) -> DecodeError {
+    let text = e.to_string();
+    let kind = if text.contains("impossible length") {
+        DecodeErrorKind::BadRecordLength
+    } else if !have_metadata && text.contains("invalid DBN header") {
+        DecodeErrorKind::BadMagic
+    } else if !have_metadata {
+        DecodeErrorKind::BadMetadata
+    } else {
+        DecodeErrorKind::Other
+    };
+    let message = match kind {
+        DecodeErrorKind::BadRecordLength => format!("bad record length ({text})"),
+        DecodeErrorKind::BadMetadata => format!("bad DBN metadata ({text})"),
+        _ => text,
+    };
+    DecodeError { kind, offset, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbn::encode::{DbnMetadataEncoder, EncodeRecord};
+
+    pub(crate) fn metadata_bytes() -> Vec<u8> {
+        let meta = dbn::MetadataBuilder::new()
+            .dataset("GLBX.MDP3".to_owned())
+            .schema(Some(dbn::Schema::Mbo))
+            .start(0)
+            .stype_in(Some(dbn::SType::RawSymbol))
+            .stype_out(dbn::SType::InstrumentId)
+            .build();
+        let mut out = Vec::new();
+        DbnMetadataEncoder::new(&mut out).encode(&meta).unwrap();
+        out
+    }
+
+    fn mbo_bytes(n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = dbn::encode::dbn::RecordEncoder::new(&mut out);
+        for i in 0..n {
+            let rec = dbn::MboMsg {
+                hd: dbn::RecordHeader::new::<dbn::MboMsg>(dbn::rtype::MBO, 1, 7, i),
+                order_id: i + 1,
+                price: 2_400_000_000_000,
+                size: 1,
+                flags: dbn::FlagSet::from(dbn::flags::LAST),
+                channel_id: 0,
+                action: b'A' as std::ffi::c_char,
+                side: b'B' as std::ffi::c_char,
+                ts_recv: i,
+                ts_in_delta: 0,
+                sequence: i as u32,
+            };
+            enc.encode_record(&rec).unwrap();
+        }
+        out
+    }
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<u64, DecodeError> {
+        let mut d = StreamDecoder::new(false);
+        let mut n = 0;
+        for c in chunks {
+            n += d.feed(c, |_| {})?;
+        }
+        d.finish()?;
+        Ok(n)
+    }
+
+    #[test]
+    fn decodes_across_every_split_point() {
+        let mut bytes = metadata_bytes();
+        bytes.extend(mbo_bytes(5));
+        for split in 0..bytes.len() {
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(decode_all(&[a, b]).unwrap(), 5, "split at {split}");
+        }
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(decode_all(&singles).unwrap(), 5);
+    }
+
+    #[test]
+    fn bad_magic_names_offset_zero() {
+        let mut bytes = metadata_bytes();
+        bytes[0] = b'X';
+        let e = decode_all(&[&bytes]).unwrap_err();
+        assert_eq!((e.kind, e.offset), (DecodeErrorKind::BadMagic, 0));
+    }
+
+    #[test]
+    fn zero_record_length_names_its_offset() {
+        let meta = metadata_bytes();
+        let mut bytes = meta.clone();
+        let recs = mbo_bytes(3);
+        bytes.extend(&recs);
+        let second = meta.len() + 56;
+        bytes[second] = 0;
+        let e = decode_all(&[&bytes]).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::BadRecordLength);
+        assert_eq!(e.offset, second as u64);
+        assert!(e.to_string().contains(&format!("byte offset {second}")));
+    }
+
+    #[test]
+    fn truncated_record_is_reported_at_finish() {
+        let meta = metadata_bytes();
+        let mut bytes = meta.clone();
+        bytes.extend(mbo_bytes(2));
+        bytes.truncate(bytes.len() - 10);
+        let e = decode_all(&[&bytes]).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::Truncated);
+        assert_eq!(e.offset, (meta.len() + 56) as u64);
+    }
+
+    #[test]
+    fn huge_metadata_length_is_rejected_without_allocating() {
+        let mut bytes = metadata_bytes();
+        bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = decode_all(&[&bytes]).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::BadMetadata);
+    }
+
+    #[test]
+    fn unknown_rtype_is_counted_or_strict_error() {
+        let meta = metadata_bytes();
+        let mut bytes = meta.clone();
+        bytes.extend(mbo_bytes(3));
+        bytes[meta.len() + 56 + 1] = 0x7E;
+        let mut d = StreamDecoder::new(false);
+        assert_eq!(d.feed(&bytes, |_| {}).unwrap(), 2);
+        assert_eq!(d.unknown_rtypes(), 1);
+        let mut strict = StreamDecoder::new(true);
+        let e = strict.feed(&bytes, |_| {}).unwrap_err();
+        assert_eq!((e.kind, e.offset), (DecodeErrorKind::UnknownRType, (meta.len() + 56) as u64));
+        // A failed decoder refuses further input instead of mis-framing it.
+        assert!(strict.feed(&bytes, |_| {}).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Aurum's native core. Plain Rust kernels (tested with `cargo test`); the PyO3 bindings
+//! in `python/` are compiled only with the `python` feature.
+
+pub mod bars;
+pub mod book;
+pub mod decoder;
+pub mod file;
+pub mod pipeline;
+pub mod ring;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,374 @@
+//! The record path: chunk -> `StreamDecoder` -> per-instrument books -> trade, top-of-book
+//! and bar rings. One call per chunk; nothing here calls Python or allocates per record in
+//! steady state (instrument tables grow only when a new instrument appears).
+//!
+//! Source priority. A session may carry several schemas for one instrument (MBO plus
+//! trades plus MBP-10). Trades and top-of-book changes are taken from the best schema seen
+//! for that instrument, so nothing is counted twice: MBO, then trades (top: MBP-10), then
+//! MBP-10, then MBP-1/TBBO.
+
+use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMappingMsg, SystemMsg, TradeMsg};
+use rustc_hash::FxHashMap;
+
+use crate::bars::{BarConfig, InstrumentBars};
+use crate::book::{Anomalies, L3Book, Mbp10Book, Top};
+use crate::decoder::{DecodeError, StreamDecoder};
+use crate::ring::{BarRec, Ring, TopRec, TradeRec};
+
+const SRC_MBO: u8 = 1;
+const SRC_TRADES: u8 = 2;
+const SRC_MBP10: u8 = 4;
+const SRC_MBP1: u8 = 8;
+/// Kept ErrorMsg texts (oldest dropped): enough to explain a failure, bounded memory.
+const MAX_ERRORS_KEPT: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    pub trade_capacity: usize,
+    pub top_capacity: usize,
+    pub bar_capacity: usize,
+    pub bars: BarConfig,
+    pub strict: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self { trade_capacity: 1 << 16, top_capacity: 1 << 16, bar_capacity: 1 << 14, bars: BarConfig::default(), strict: false }
+    }
+}
+
+pub struct Instrument {
+    pub id: u32,
+    pub book: Option<L3Book>,
+    pub mbp10: Mbp10Book,
+    /// An MBO event is open (no F_LAST yet): the book is mid-update.
+    pub in_event: bool,
+    in_snapshot: bool,
+    seen: u8,
+    last_top: Option<Top>,
+    bars: InstrumentBars,
+}
+
+impl Instrument {
+    fn new(id: u32) -> Self {
+        Self { id, book: None, mbp10: Mbp10Book::default(), in_event: false, in_snapshot: false, seen: 0, last_top: None, bars: InstrumentBars::default() }
+    }
+
+    /// The top of book as last published (at an F_LAST), from the best schema seen.
+    pub fn last_top(&self) -> Option<Top> {
+        self.last_top
+    }
+
+    /// True if `src` is the best schema seen for this instrument.
+    #[inline]
+    fn primary(&self, src: u8) -> bool {
+        self.seen & (src - 1) == 0
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub by_rtype: Vec<u64>,
+    pub records_total: u64,
+    pub trades: u64,
+    pub top_changes: u64,
+    pub bars_closed: u64,
+    pub heartbeats: u64,
+    pub errors: Vec<(u8, String)>,
+    pub error_count: u64,
+}
+
+/// Everything downstream of the decoder.
+pub struct State {
+    cfg: PipelineConfig,
+    instruments: Vec<Instrument>,
+    index: FxHashMap<u32, usize>,
+    last: Option<(u32, usize)>,
+    pub symbols: FxHashMap<u32, String>,
+    pub trades: Ring<TradeRec>,
+    pub tops: Ring<TopRec>,
+    pub bars: Ring<BarRec>,
+    pub counters: Counters,
+    clock: u64,
+    next_bar_end: u64,
+}
+
+pub struct Pipeline {
+    pub decoder: StreamDecoder,
+    pub state: State,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Self { decoder: StreamDecoder::new(cfg.strict), state: State::new(cfg) }
+    }
+
+    /// Decodes and processes one chunk. Returns records processed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<u64, DecodeError> {
+        let state = &mut self.state;
+        self.decoder.feed(chunk, |rec| state.on_record(rec))
+    }
+
+    /// Lets `fill` write straight into the decoder buffer. Returns (bytes, records).
+    pub fn feed_with<R: FnOnce(&mut [u8]) -> std::io::Result<usize>>(&mut self, fill: R) -> Result<(usize, u64), DecodeError> {
+        let state = &mut self.state;
+        self.decoder.feed_with(fill, |rec| state.on_record(rec))
+    }
+
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        self.decoder.finish()
+    }
+}
+
+impl State {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        let mut counters = Counters::default();
+        counters.by_rtype = vec![0; 256];
+        Self {
+            cfg,
+            instruments: Vec::with_capacity(16),
+            index: FxHashMap::default(),
+            last: None,
+            symbols: FxHashMap::default(),
+            trades: Ring::new(cfg.trade_capacity),
+            tops: Ring::new(cfg.top_capacity),
+            bars: Ring::new(cfg.bar_capacity),
+            counters,
+            clock: 0,
+            next_bar_end: u64::MAX,
+        }
+    }
+
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    pub fn instrument(&self, id: u32) -> Option<&Instrument> {
+        self.index.get(&id).map(|&i| &self.instruments[i])
+    }
+
+    pub fn instruments(&self) -> impl Iterator<Item = &Instrument> {
+        self.instruments.iter()
+    }
+
+    pub fn anomalies(&self) -> Anomalies {
+        let mut a = Anomalies::default();
+        for b in self.instruments.iter().filter_map(|i| i.book.as_ref()) {
+            a.cancel_unknown += b.anomalies.cancel_unknown;
+            a.modify_unknown += b.anomalies.modify_unknown;
+            a.duplicate_add += b.anomalies.duplicate_add;
+            a.over_cancel += b.anomalies.over_cancel;
+            a.bad_side += b.anomalies.bad_side;
+        }
+        a
+    }
+
+    #[inline]
+    fn slot(&mut self, id: u32) -> usize {
+        if let Some((lid, li)) = self.last {
+            if lid == id {
+                return li;
+            }
+        }
+        let i = match self.index.get(&id) {
+            Some(&i) => i,
+            None => {
+                self.instruments.push(Instrument::new(id));
+                let i = self.instruments.len() - 1;
+                self.index.insert(id, i);
+                i
+            }
+        };
+        self.last = Some((id, i));
+        i
+    }
+
+    #[inline]
+    pub fn on_record(&mut self, rec: RecordRef<'_>) {
+        let hd = rec.header();
+        self.counters.by_rtype[hd.rtype as usize] += 1;
+        self.counters.records_total += 1;
+        let ts = hd.ts_event;
+        if ts != u64::MAX && ts > self.clock {
+            self.clock = ts;
+            if ts >= self.next_bar_end {
+                self.close_due_bars(ts);
+            }
+        }
+        match hd.rtype {
+            rtype::MBO => {
+                if let Ok(m) = rec.try_get::<MboMsg>() {
+                    self.on_mbo(m);
+                }
+            }
+            rtype::MBP_0 => {
+                if let Ok(t) = rec.try_get::<TradeMsg>() {
+                    let i = self.slot(t.hd.instrument_id);
+                    self.instruments[i].seen |= SRC_TRADES;
+                    if self.instruments[i].primary(SRC_TRADES) {
+                        self.on_trade(i, t.hd.ts_event, t.ts_recv, t.price, t.size, t.side as u8, t.flags.raw(), 0, rtype::MBP_0);
+                    }
+                }
+            }
+            rtype::MBP_1 => {
+                if let Ok(m) = rec.try_get::<Mbp1Msg>() {
+                    let i = self.slot(m.hd.instrument_id);
+                    self.instruments[i].seen |= SRC_MBP1;
+                    if self.instruments[i].primary(SRC_MBP1) {
+                        if m.action as u8 == b'T' {
+                            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_1);
+                        }
+                        if m.flags.raw() & flags::LAST != 0 {
+                            let l = &m.levels[0];
+                            let top = Mbp10Book { levels: [*l; 10], valid: true }.top();
+                            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_1);
+                        }
+                    }
+                }
+            }
+            rtype::MBP_10 => {
+                if let Ok(m) = rec.try_get::<Mbp10Msg>() {
+                    let i = self.slot(m.hd.instrument_id);
+                    let inst = &mut self.instruments[i];
+                    inst.seen |= SRC_MBP10;
+                    inst.mbp10.apply(&m.levels);
+                    if inst.primary(SRC_MBP10) && m.action as u8 == b'T' {
+                        self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_10);
+                    }
+                    let inst = &self.instruments[i];
+                    if inst.seen & SRC_MBO == 0 && m.flags.raw() & flags::LAST != 0 {
+                        let top = inst.mbp10.top();
+                        self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_10);
+                    }
+                }
+            }
+            rtype::SYMBOL_MAPPING => {
+                if let Ok(s) = rec.try_get::<SymbolMappingMsg>() {
+                    if let Ok(sym) = s.stype_out_symbol() {
+                        self.symbols.insert(s.hd.instrument_id, sym.to_owned());
+                    }
+                }
+            }
+            rtype::SYSTEM => {
+                if let Ok(s) = rec.try_get::<SystemMsg>() {
+                    if s.is_heartbeat() {
+                        self.counters.heartbeats += 1;
+                    }
+                }
+            }
+            rtype::ERROR => {
+                if let Ok(e) = rec.try_get::<ErrorMsg>() {
+                    self.counters.error_count += 1;
+                    if self.counters.errors.len() == MAX_ERRORS_KEPT {
+                        self.counters.errors.remove(0);
+                    }
+                    self.counters.errors.push((e.code, e.err().unwrap_or("<non-UTF-8 error text>").to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn on_mbo(&mut self, m: &MboMsg) {
+        let i = self.slot(m.hd.instrument_id);
+        let f = m.flags.raw();
+        let inst = &mut self.instruments[i];
+        inst.seen |= SRC_MBO;
+        let book = inst.book.get_or_insert_with(L3Book::new);
+        let action = m.action as u8;
+        if f & flags::SNAPSHOT != 0 && !inst.in_snapshot {
+            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
+            inst.in_snapshot = true;
+            book.clear();
+        }
+        match action {
+            b'A' => book.add(m.order_id, m.side as u8, m.price, m.size),
+            b'C' => book.cancel(m.order_id, m.size),
+            b'M' => book.modify(m.order_id, m.side as u8, m.price, m.size),
+            b'R' => book.clear(),
+            _ => {}
+        }
+        if f & flags::LAST != 0 {
+            inst.in_event = false;
+            inst.in_snapshot = false;
+            let top = book.top();
+            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, f, m.sequence, rtype::MBO);
+        } else {
+            inst.in_event = true;
+        }
+        if action == b'T' {
+            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, f, m.order_id, rtype::MBO);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn on_trade(&mut self, i: usize, ts_event: u64, ts_recv: u64, price: i64, size: u32, side: u8, flags: u8, order_id: u64, rt: u8) {
+        let inst = &mut self.instruments[i];
+        self.trades.push(TradeRec { ts_event, ts_recv, price, order_id, size, instrument_id: inst.id, side, flags, rtype: rt, _pad: [0; 5] });
+        self.counters.trades += 1;
+        let closed = inst.bars.on_trade(&self.cfg.bars, inst.id, ts_event, price, size, side, &mut self.bars);
+        self.counters.bars_closed += closed as u64;
+        self.next_bar_end = self.next_bar_end.min(inst.bars.time_end());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn publish_top(&mut self, i: usize, top: Top, ts_event: u64, ts_recv: u64, flags: u8, sequence: u32, rt: u8) {
+        let inst = &mut self.instruments[i];
+        if inst.last_top == Some(top) {
+            return;
+        }
+        inst.last_top = Some(top);
+        let sat = |v: u64| v.min(u32::MAX as u64) as u32;
+        self.tops.push(TopRec {
+            ts_event,
+            ts_recv,
+            bid_px: top.bid.price,
+            ask_px: top.ask.price,
+            bid_sz: sat(top.bid.size),
+            ask_sz: sat(top.ask.size),
+            bid_ct: top.bid.count,
+            ask_ct: top.ask.count,
+            instrument_id: inst.id,
+            flags,
+            rtype: rt,
+            _pad: [0; 2],
+            sequence: sequence as u64,
+        });
+        self.counters.top_changes += 1;
+    }
+
+    fn close_due_bars(&mut self, now: u64) {
+        let mut next = u64::MAX;
+        for inst in self.instruments.iter_mut() {
+            self.counters.bars_closed += inst.bars.on_clock(inst.id, now, &mut self.bars) as u64;
+            next = next.min(inst.bars.time_end());
+        }
+        self.next_bar_end = next;
+    }
+
+    /// Advances the bar clock (live: the wall clock). Returns bars closed.
+    pub fn advance_clock(&mut self, now: u64) -> u64 {
+        let before = self.counters.bars_closed;
+        if now > self.clock {
+            self.clock = now;
+        }
+        if self.clock >= self.next_bar_end {
+            self.close_due_bars(self.clock);
+        }
+        self.counters.bars_closed - before
+    }
+
+    /// Closes every open bar. Returns bars closed.
+    pub fn flush_bars(&mut self) -> u64 {
+        let mut n = 0;
+        for inst in self.instruments.iter_mut() {
+            n += inst.bars.flush(inst.id, &mut self.bars) as u64;
+        }
+        self.counters.bars_closed += n;
+        self.next_bar_end = u64::MAX;
+        n
+    }
+}

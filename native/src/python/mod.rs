@@ -1,0 +1,487 @@
+//! PyO3 bindings: `aurum._native`. Thin wrappers only; the kernels live in the parent
+//! crate. Every entry point takes a whole chunk or file, never a single record.
+
+use std::ffi::{c_int, c_void};
+use std::path::PathBuf;
+
+use dbn::encode::json::Encoder as JsonEncoder;
+use dbn::encode::EncodeRecordRef;
+use dbn::Metadata;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyBufferError, PyKeyError, PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::{create_exception, ffi};
+
+use crate::bars::{BarConfig, BAR_KIND_TICK, BAR_KIND_TIME, BAR_KIND_VOLUME};
+use crate::book::{LevelView, UNDEF_PRICE};
+use crate::decoder::{self, StreamDecoder as CoreDecoder};
+use crate::file::DbnFileSource;
+use crate::pipeline::{Pipeline as CorePipeline, PipelineConfig};
+use crate::ring::{BarRec, TopRec, TradeRec};
+
+create_exception!(_native, DecodeError, PyValueError, "Malformed DBN input; `offset` is the byte offset.");
+
+fn decode_err(py: Python<'_>, e: decoder::DecodeError) -> PyErr {
+    let err = DecodeError::new_err(e.to_string());
+    // Setting an attribute on a fresh exception instance cannot fail in practice; if it
+    // did, the message still names the offset.
+    let _ = err.value(py).setattr("offset", e.offset);
+    err
+}
+
+/// Runs `f` over the bytes of a `bytes`, `bytearray` or contiguous `memoryview`, without copying.
+fn with_bytes<T>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> T) -> PyResult<T> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(f(b.as_bytes()));
+    }
+    let buf = PyBuffer::<u8>::get(obj)?;
+    if !buf.is_c_contiguous() {
+        return Err(PyBufferError::new_err("chunk must be a contiguous buffer of bytes"));
+    }
+    // SAFETY: the buffer is C-contiguous with `len_bytes` bytes at `buf_ptr`, and stays
+    // valid while `buf` is held. We hold the GIL for the whole call and never release it,
+    // so no Python code can resize or write the exporter while `f` reads it.
+    let slice = unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) };
+    Ok(f(slice))
+}
+
+fn metadata_dict<'py>(py: Python<'py>, m: &Metadata) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", m.version)?;
+    d.set_item("dataset", &m.dataset)?;
+    d.set_item("schema", m.schema.map(|s| s.as_str().to_owned()))?;
+    d.set_item("start", m.start)?;
+    d.set_item("end", m.end.map(|e| e.get()))?;
+    d.set_item("limit", m.limit.map(|l| l.get()))?;
+    d.set_item("stype_in", m.stype_in.map(|s| s.as_str().to_owned()))?;
+    d.set_item("stype_out", m.stype_out.as_str())?;
+    d.set_item("ts_out", m.ts_out)?;
+    d.set_item("symbols", &m.symbols)?;
+    d.set_item("partial", &m.partial)?;
+    d.set_item("not_found", &m.not_found)?;
+    let mappings = PyList::empty(py);
+    for mp in &m.mappings {
+        let intervals: Vec<(u32, u32, String)> = mp
+            .intervals
+            .iter()
+            .map(|iv| (date_int(iv.start_date), date_int(iv.end_date), iv.symbol.clone()))
+            .collect();
+        mappings.append((mp.raw_symbol.clone(), intervals))?;
+    }
+    d.set_item("mappings", mappings)?;
+    Ok(d)
+}
+
+/// YYYYMMDD as an integer.
+fn date_int(d: time::Date) -> u32 {
+    d.year() as u32 * 10_000 + d.month() as u32 * 100 + d.day() as u32
+}
+
+/// Inspection decoder: records out as JSON from the dbn crate's own encoder.
+#[pyclass(name = "StreamDecoder", module = "aurum._native")]
+struct PyStreamDecoder {
+    inner: CoreDecoder,
+}
+
+#[pymethods]
+impl PyStreamDecoder {
+    #[new]
+    #[pyo3(signature = (*, strict = false))]
+    fn new(strict: bool) -> Self {
+        Self { inner: CoreDecoder::new(strict) }
+    }
+
+    fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let mut out = Vec::new();
+        let mut enc_err = None;
+        let res = with_bytes(chunk, |bytes| {
+            let ts_out_known = self.inner.metadata().map(|m| m.ts_out);
+            let mut ts_out = ts_out_known.unwrap_or(false);
+            let mut decoder_meta_seen = ts_out_known.is_some();
+            let inner = &mut self.inner;
+            // The closure cannot read `inner.metadata()` while `inner` decodes, so ts_out
+            // for a stream whose metadata arrives in this chunk is found by a pre-pass.
+            if !decoder_meta_seen {
+                ts_out = sniff_ts_out(bytes).unwrap_or(false);
+                decoder_meta_seen = true;
+            }
+            let _ = decoder_meta_seen;
+            inner.feed(bytes, |rec| {
+                let mut buf = Vec::with_capacity(256);
+                let mut enc = JsonEncoder::new(&mut buf, false, false, false);
+                // SAFETY: `ts_out` comes from this stream's metadata header, so every
+                // record really carries the appended 8-byte timestamp iff it is set.
+                let r = unsafe { enc.encode_record_ref_ts_out(rec, ts_out) };
+                match r {
+                    Ok(()) => out.push(String::from_utf8_lossy(&buf).trim_end().to_owned()),
+                    Err(e) => enc_err = Some(e.to_string()),
+                }
+            })
+        })?;
+        res.map_err(|e| decode_err(py, e))?;
+        if let Some(e) = enc_err {
+            return Err(PyValueError::new_err(format!("JSON encoding failed: {e}")));
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.inner.finish().map_err(|e| decode_err(py, e))
+    }
+
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner.metadata().map(|m| metadata_dict(py, m)).transpose()
+    }
+
+    #[getter]
+    fn unknown_rtypes(&self) -> u64 {
+        self.inner.unknown_rtypes()
+    }
+
+    #[getter]
+    fn bytes_fed(&self) -> u64 {
+        self.inner.bytes_fed()
+    }
+}
+
+/// The `ts_out` byte of a v2/v3 metadata header at the start of `bytes`, if present.
+fn sniff_ts_out(bytes: &[u8]) -> Option<bool> {
+    if bytes.len() < 61 || &bytes[..3] != b"DBN" {
+        return None;
+    }
+    // v1 keeps ts_out at offset 60 (after record_count); v2/v3 at 52.
+    Some(if bytes[3] == 1 { bytes[60] != 0 } else { bytes[52] != 0 })
+}
+
+#[pyclass(name = "DbnFile", module = "aurum._native")]
+struct PyDbnFile {
+    src: DbnFileSource,
+    path: PathBuf,
+}
+
+#[pymethods]
+impl PyDbnFile {
+    #[new]
+    fn new(path: PathBuf) -> PyResult<Self> {
+        let src = DbnFileSource::open(&path)
+            .map_err(|e| PyOSError::new_err(format!("cannot open DBN file {}: {e}", path.display())))?;
+        Ok(Self { src, path })
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    #[getter]
+    fn compressed(&self) -> bool {
+        self.src.compressed
+    }
+
+    #[getter]
+    fn size(&self) -> u64 {
+        self.src.size
+    }
+
+    #[getter]
+    fn position(&self) -> u64 {
+        self.src.position()
+    }
+}
+
+/// A read-only window on one ring of a `Pipeline`, for `numpy.frombuffer`.
+#[pyclass(name = "RingView", module = "aurum._native", frozen)]
+struct RingView {
+    // Keeps the pipeline, and so the ring allocation, alive while the view exists.
+    _owner: Py<PyPipeline>,
+    ptr: usize,
+    len: usize,
+    record_size: usize,
+}
+
+#[pymethods]
+impl RingView {
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.len / self.record_size
+    }
+
+    #[getter]
+    fn record_size(&self) -> usize {
+        self.record_size
+    }
+
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("null Py_buffer"));
+        }
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("ring views are read-only"));
+        }
+        let me = slf.get();
+        // SAFETY: `view` is non-null and CPython hands us exclusive use of it. The memory
+        // (`ptr`, `len`) is the ring's allocation, which never moves or shrinks and lives as
+        // long as the owning pipeline; `view.obj` holds a strong reference to this
+        // RingView, which holds the pipeline. `shape`/`strides` point into `view` itself,
+        // as CPython's own PyBuffer_FillInfo does.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = me.ptr as *mut c_void;
+            (*view).len = me.len as isize;
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT { c"B".as_ptr() as *mut _ } else { std::ptr::null_mut() };
+            (*view).ndim = 1;
+            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES { &mut (*view).itemsize } else { std::ptr::null_mut() };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+}
+
+#[pyclass(name = "Pipeline", module = "aurum._native")]
+struct PyPipeline {
+    inner: CorePipeline,
+}
+
+fn levels_tuple(v: &[LevelView]) -> Vec<(i64, u64, u32)> {
+    v.iter().map(|l| (l.price, l.size, l.count)).collect()
+}
+
+type Levels = (Vec<(i64, u64, u32)>, Vec<(i64, u64, u32)>);
+
+#[pymethods]
+impl PyPipeline {
+    #[new]
+    #[pyo3(signature = (*, trade_capacity = 65536, top_capacity = 65536, bar_capacity = 16384,
+                        bar_interval_ns = 60_000_000_000, tick_bar_trades = 0,
+                        volume_bar_contracts = 0, strict = false))]
+    fn new(
+        trade_capacity: usize,
+        top_capacity: usize,
+        bar_capacity: usize,
+        bar_interval_ns: u64,
+        tick_bar_trades: u32,
+        volume_bar_contracts: u64,
+        strict: bool,
+    ) -> PyResult<Self> {
+        const MAX_CAP: usize = 1 << 26;
+        for (name, v) in [("trade_capacity", trade_capacity), ("top_capacity", top_capacity), ("bar_capacity", bar_capacity)] {
+            if v == 0 || v > MAX_CAP {
+                return Err(PyValueError::new_err(format!("{name} was {v}, expected 1..={MAX_CAP}")));
+            }
+        }
+        let cfg = PipelineConfig {
+            trade_capacity,
+            top_capacity,
+            bar_capacity,
+            bars: BarConfig { interval_ns: bar_interval_ns, tick_trades: tick_bar_trades, volume_contracts: volume_bar_contracts },
+            strict,
+        };
+        Ok(Self { inner: CorePipeline::new(cfg) })
+    }
+
+    fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let inner = &mut self.inner;
+        with_bytes(chunk, |b| inner.feed(b))?.map_err(|e| decode_err(py, e))
+    }
+
+    #[pyo3(signature = (file, max_bytes = 1 << 20))]
+    fn feed_file(&mut self, py: Python<'_>, mut file: PyRefMut<'_, PyDbnFile>, max_bytes: usize) -> PyResult<usize> {
+        let src = &mut file.src;
+        let mut total = 0usize;
+        while total < max_bytes {
+            let want = max_bytes - total;
+            let (n, _) = self
+                .inner
+                .feed_with(|space| {
+                    let k = space.len().min(want);
+                    std::io::Read::read(src, &mut space[..k])
+                })
+                .map_err(|e| decode_err(py, e))?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        Ok(total)
+    }
+
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.inner.finish().map_err(|e| decode_err(py, e))
+    }
+
+    fn reset_stream(&mut self) {
+        self.inner.decoder.reset();
+    }
+
+    fn advance_clock(&mut self, ts_ns: u64) -> u64 {
+        self.inner.state.advance_clock(ts_ns)
+    }
+
+    fn flush_bars(&mut self) -> u64 {
+        self.inner.state.flush_bars()
+    }
+
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner.decoder.metadata().map(|m| metadata_dict(py, m)).transpose()
+    }
+
+    /// The pipeline clock: the largest `ts_event` seen, or the last `advance_clock` time.
+    #[getter]
+    fn clock(&self) -> u64 {
+        self.inner.state.clock()
+    }
+
+    /// The last published top of book for the instrument, from its best schema.
+    fn last_top(&self, instrument_id: u32) -> Option<(i64, u64, u32, i64, u64, u32)> {
+        let t = self.inner.state.instrument(instrument_id)?.last_top()?;
+        Some((t.bid.price, t.bid.size, t.bid.count, t.ask.price, t.ask.size, t.ask.count))
+    }
+
+    #[getter]
+    fn failed(&self) -> Option<String> {
+        self.inner.decoder.failed().map(|e| e.to_string())
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = &self.inner.state;
+        let c = &s.counters;
+        let d = PyDict::new(py);
+        d.set_item("records_total", c.records_total)?;
+        let by = PyDict::new(py);
+        for (rt, n) in c.by_rtype.iter().enumerate().filter(|(_, n)| **n > 0) {
+            by.set_item(rt, *n)?;
+        }
+        d.set_item("records_by_rtype", by)?;
+        d.set_item("unknown_rtypes", self.inner.decoder.unknown_rtypes())?;
+        d.set_item("bytes_fed", self.inner.decoder.bytes_fed())?;
+        d.set_item("trades", c.trades)?;
+        d.set_item("top_changes", c.top_changes)?;
+        d.set_item("bars_closed", c.bars_closed)?;
+        d.set_item("heartbeats", c.heartbeats)?;
+        d.set_item("error_count", c.error_count)?;
+        let errs = PyList::empty(py);
+        for (code, text) in &c.errors {
+            errs.append((code, text))?;
+        }
+        d.set_item("errors", errs)?;
+        let a = s.anomalies();
+        let an = PyDict::new(py);
+        an.set_item("cancel_unknown", a.cancel_unknown)?;
+        an.set_item("modify_unknown", a.modify_unknown)?;
+        an.set_item("duplicate_add", a.duplicate_add)?;
+        an.set_item("over_cancel", a.over_cancel)?;
+        an.set_item("bad_side", a.bad_side)?;
+        d.set_item("mbo_anomalies", an)?;
+        Ok(d)
+    }
+
+    fn instruments(&self) -> std::collections::HashMap<u32, String> {
+        self.inner.state.symbols.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn book_ids(&self) -> Vec<u32> {
+        self.inner.state.instruments().filter(|i| i.book.is_some()).map(|i| i.id).collect()
+    }
+
+    fn book_top(&self, instrument_id: u32) -> Option<(i64, u64, u32, i64, u64, u32)> {
+        let book = self.inner.state.instrument(instrument_id)?.book.as_ref()?;
+        let t = book.top();
+        Some((t.bid.price, t.bid.size, t.bid.count, t.ask.price, t.ask.size, t.ask.count))
+    }
+
+    #[pyo3(signature = (instrument_id, depth = 10))]
+    fn book_levels(&self, instrument_id: u32, depth: usize) -> Option<Levels> {
+        let book = self.inner.state.instrument(instrument_id)?.book.as_ref()?;
+        let (b, a) = book.levels(depth);
+        Some((levels_tuple(&b), levels_tuple(&a)))
+    }
+
+    fn in_event(&self, instrument_id: u32) -> bool {
+        self.inner.state.instrument(instrument_id).is_some_and(|i| i.in_event)
+    }
+
+    fn queue_position(&self, instrument_id: u32, order_id: u64) -> Option<(u8, i64, u32, u32, u64)> {
+        let q = self.inner.state.instrument(instrument_id)?.book.as_ref()?.queue_position(order_id)?;
+        Some((q.side, q.price, q.size, q.orders_ahead, q.size_ahead))
+    }
+
+    fn mbp10_levels(&self, instrument_id: u32) -> Option<Levels> {
+        let inst = self.inner.state.instrument(instrument_id)?;
+        if !inst.mbp10.valid {
+            return None;
+        }
+        let mut bids = Vec::with_capacity(10);
+        let mut asks = Vec::with_capacity(10);
+        for l in inst.mbp10.levels.iter() {
+            if l.bid_px != UNDEF_PRICE {
+                bids.push((l.bid_px, l.bid_sz as u64, l.bid_ct));
+            }
+            if l.ask_px != UNDEF_PRICE {
+                asks.push((l.ask_px, l.ask_sz as u64, l.ask_ct));
+            }
+        }
+        Some((bids, asks))
+    }
+
+    fn ring(slf: Bound<'_, Self>, name: &str) -> PyResult<RingView> {
+        let me = slf.borrow();
+        let s = &me.inner.state;
+        let ((ptr, len), record_size) = match name {
+            "trades" => (s.trades.raw_parts(), std::mem::size_of::<TradeRec>()),
+            "tops" => (s.tops.raw_parts(), std::mem::size_of::<TopRec>()),
+            "bars" => (s.bars.raw_parts(), std::mem::size_of::<BarRec>()),
+            _ => return Err(PyKeyError::new_err(format!("no ring named {name:?}; expected 'trades', 'tops' or 'bars'"))),
+        };
+        drop(me);
+        Ok(RingView { _owner: slf.unbind(), ptr: ptr as usize, len, record_size })
+    }
+
+    fn ring_written(&self, name: &str) -> PyResult<u64> {
+        let s = &self.inner.state;
+        match name {
+            "trades" => Ok(s.trades.written()),
+            "tops" => Ok(s.tops.written()),
+            "bars" => Ok(s.bars.written()),
+            _ => Err(PyKeyError::new_err(format!("no ring named {name:?}; expected 'trades', 'tops' or 'bars'"))),
+        }
+    }
+}
+
+#[pymodule(name = "_native")]
+fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("DecodeError", py.get_type::<DecodeError>())?;
+    m.add_class::<PyStreamDecoder>()?;
+    m.add_class::<PyPipeline>()?;
+    m.add_class::<PyDbnFile>()?;
+    m.add_class::<RingView>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DBN_CRATE_VERSION", "0.73.0")?;
+    m.add("UNDEF_PRICE", UNDEF_PRICE)?;
+    m.add("UNDEF_TIMESTAMP", u64::MAX)?;
+    m.add("FIXED_PRICE_SCALE", 1_000_000_000i64)?;
+    m.add("F_LAST", dbn::flags::LAST)?;
+    m.add("F_TOB", dbn::flags::TOB)?;
+    m.add("F_SNAPSHOT", dbn::flags::SNAPSHOT)?;
+    m.add("F_MBP", dbn::flags::MBP)?;
+    m.add("F_BAD_TS_RECV", dbn::flags::BAD_TS_RECV)?;
+    m.add("F_MAYBE_BAD_BOOK", dbn::flags::MAYBE_BAD_BOOK)?;
+    m.add("TRADE_RECORD_SIZE", std::mem::size_of::<TradeRec>())?;
+    m.add("TOP_RECORD_SIZE", std::mem::size_of::<TopRec>())?;
+    m.add("BAR_RECORD_SIZE", std::mem::size_of::<BarRec>())?;
+    m.add("BAR_KIND_TIME", BAR_KIND_TIME)?;
+    m.add("BAR_KIND_TICK", BAR_KIND_TICK)?;
+    m.add("BAR_KIND_VOLUME", BAR_KIND_VOLUME)?;
+    Ok(())
+}

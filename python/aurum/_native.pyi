@@ -1,0 +1,173 @@
+"""Type stubs for ``aurum._native``, the Rust extension (crate ``aurum-native``).
+
+Rust owns decoding, books, rings and bars; Python owns wiring. Every entry point takes a
+whole byte chunk (or a file), never one record, so the per-record path stays native.
+
+Prices are DBN fixed-point integers (1 unit = 1e-9); ``UNDEF_PRICE`` marks "no price".
+"""
+
+from typing import Any
+
+UNDEF_PRICE: int
+UNDEF_TIMESTAMP: int
+FIXED_PRICE_SCALE: int
+F_LAST: int
+F_TOB: int
+F_SNAPSHOT: int
+F_MBP: int
+F_BAD_TS_RECV: int
+F_MAYBE_BAD_BOOK: int
+
+TRADE_RECORD_SIZE: int
+TOP_RECORD_SIZE: int
+BAR_RECORD_SIZE: int
+
+BAR_KIND_TIME: int
+BAR_KIND_TICK: int
+BAR_KIND_VOLUME: int
+
+__version__: str
+DBN_CRATE_VERSION: str
+
+class DecodeError(ValueError):
+    """Malformed DBN input. ``offset`` is the byte offset in the (decompressed) stream
+    where the offending header or record starts; the message names it too."""
+
+    offset: int
+
+class StreamDecoder:
+    """Inspection decoder: DBN v1/v2/v3 chunks in, records out as JSON strings written
+    by the official ``dbn`` crate's JSON encoder (prices and timestamps as integers).
+
+    Records are upgraded to DBN v3 layouts. Not the hot path: use ``Pipeline``.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None: ...
+    def feed(self, chunk: bytes | bytearray | memoryview) -> list[str]: ...
+    def finish(self) -> None:
+        """Raise ``DecodeError`` if the stream ended inside the metadata or a record."""
+
+    @property
+    def metadata(self) -> dict[str, Any] | None: ...
+    @property
+    def unknown_rtypes(self) -> int: ...
+    @property
+    def bytes_fed(self) -> int: ...
+
+class RingView:
+    """A read-only buffer over one native ring (use ``numpy.frombuffer``).
+
+    Holds a reference to its ``Pipeline``, so the memory outlives every view."""
+
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def record_size(self) -> int: ...
+
+class DbnFile:
+    """A ``.dbn`` or ``.dbn.zst`` file opened for streaming (zstd detected by magic)."""
+
+    def __init__(self, path: str) -> None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def compressed(self) -> bool: ...
+    @property
+    def size(self) -> int:
+        """Size of the file on disk in bytes."""
+
+    @property
+    def position(self) -> int:
+        """File bytes consumed so far (compressed bytes for ``.zst``)."""
+
+class Pipeline:
+    """feed -> decoder -> books -> trade/top/bar rings, all native.
+
+    ``feed`` accepts arbitrary chunks: the metadata header first, records split anywhere.
+    Top-of-book changes are published only at F_LAST boundaries.
+    """
+
+    def __init__(
+        self,
+        *,
+        trade_capacity: int = 65536,
+        top_capacity: int = 65536,
+        bar_capacity: int = 16384,
+        bar_interval_ns: int = 60_000_000_000,
+        tick_bar_trades: int = 0,
+        volume_bar_contracts: int = 0,
+        strict: bool = False,
+    ) -> None:
+        """Ring capacities are rounded up to a power of two. ``strict`` turns an
+        unknown rtype into a ``DecodeError`` instead of counting and skipping it."""
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> int:
+        """Decode and process one chunk. Returns the records processed from it."""
+
+    def feed_file(self, file: DbnFile, max_bytes: int = 1 << 20) -> int:
+        """Read up to ``max_bytes`` decompressed bytes from ``file`` straight into the
+        decoder and process them. Returns bytes read; 0 at end of file."""
+
+    def finish(self) -> None:
+        """End of stream: raise ``DecodeError`` on a truncated header or record."""
+
+    def advance_clock(self, ts_ns: int) -> int:
+        """Close time bars whose boundary is <= ``ts_ns`` (the live clock). Returns bars closed."""
+
+    def flush_bars(self) -> int:
+        """Close every open bar (end of a replay). Returns bars closed."""
+
+    @property
+    def metadata(self) -> dict[str, Any] | None: ...
+    @property
+    def clock(self) -> int:
+        """The largest ``ts_event`` seen, or the last ``advance_clock`` time (ns)."""
+
+    def last_top(self, instrument_id: int) -> tuple[int, int, int, int, int, int] | None:
+        """The last top of book published (at an F_LAST) from the instrument's best schema:
+        MBO, else MBP-10, else MBP-1. Same tuple shape as ``book_top``."""
+
+    @property
+    def failed(self) -> str | None:
+        """The error that stopped decoding, or None. A failed pipeline refuses input."""
+
+    def reset_stream(self) -> None:
+        """Expect a new metadata header (a reconnect). Books, rings and bars are kept."""
+
+    def stats(self) -> dict[str, Any]:
+        """records_total, records_by_rtype {rtype: count}, unknown_rtypes, bytes_fed,
+        mbo_anomalies (unknown-order cancels/modifies, duplicate adds, over-cancels),
+        bars_closed, trades, top_changes, errors (ErrorMsg texts), heartbeats."""
+
+    def instruments(self) -> dict[int, str]:
+        """instrument_id -> raw symbol, from SymbolMappingMsg records."""
+
+    def book_ids(self) -> list[int]:
+        """Instruments with an L3 (MBO) book."""
+
+    def book_top(self, instrument_id: int) -> tuple[int, int, int, int, int, int] | None:
+        """(bid_px, bid_sz, bid_ct, ask_px, ask_sz, ask_ct) of the L3 book as of the last
+        F_LAST; empty sides give (UNDEF_PRICE, 0, 0). None if there is no such book."""
+
+    def book_levels(
+        self, instrument_id: int, depth: int = 10
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None:
+        """Top ``depth`` (price, size, order count) per side, best first: the MBP-10
+        view derived from MBO. Read it at an F_LAST boundary (see ``in_event``)."""
+
+    def in_event(self, instrument_id: int) -> bool:
+        """True while an MBO event for the instrument is open (no F_LAST yet)."""
+
+    def queue_position(self, instrument_id: int, order_id: int) -> tuple[int, int, int, int, int] | None:
+        """(side as ord('B'|'A'), price, size, orders_ahead, size_ahead) or None."""
+
+    def mbp10_levels(
+        self, instrument_id: int
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None:
+        """The book as last sent in MBP-10 records (10 levels per side)."""
+
+    def ring(self, name: str) -> RingView:
+        """``"trades"``, ``"tops"`` or ``"bars"``."""
+
+    def ring_written(self, name: str) -> int:
+        """Records ever written to the ring (the write sequence; laps = written // capacity)."""

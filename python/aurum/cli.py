@@ -1,0 +1,145 @@
+"""The `aurum` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def _duration_ns(text: str) -> int:
+    """'60s', '5m', '1h', '250ms' or plain seconds -> nanoseconds."""
+    t = text.strip().lower()
+    units = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+    for suffix in ("ms", "s", "m", "h"):
+        if t.endswith(suffix):
+            num, mult = t[: -len(suffix)], units[suffix]
+            break
+    else:
+        num, mult = t, units["s"]
+    try:
+        v = float(num)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"duration was {text!r}, expected e.g. 60s, 5m, 1h") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"duration was {text!r}, expected a positive value")
+    return int(v * mult)
+
+
+def _speed(text: str) -> float | None:
+    from aurum.replay import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aurum", description="Aurum: orderflow engine for CME gold futures.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="replay DBN files through the native pipeline")
+    r.add_argument("paths", nargs="*", type=Path, help=".dbn or .dbn.zst files, replayed in order")
+    r.add_argument("--sample", action="store_true",
+                   help="replay the generated sample GC session (created on first use)")
+    r.add_argument("--report", type=Path, help="write the summary as JSON to this file")
+    r.add_argument("--speed", type=_speed, default=None, metavar="max|realtime|Nx",
+                   help="pacing by record timestamps (default: max)")
+    r.add_argument("--bar-interval", type=_duration_ns, default=60_000_000_000, metavar="DUR",
+                   help="time bar length, e.g. 60s (default), 5m; 0 disables time bars")
+    r.add_argument("--tick-bars", type=int, default=0, metavar="N", help="also build bars of N trades")
+    r.add_argument("--volume-bars", type=int, default=0, metavar="V", help="also build bars of V contracts")
+    r.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    r.add_argument("--quiet", action="store_true", help="do not print the summary")
+    return p
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from aurum.replay import ReplayOptions, Replayer, print_summary
+
+    paths = list(args.paths)
+    if args.sample:
+        from aurum.sample import sample_session
+
+        paths.insert(0, sample_session())
+    if not paths:
+        print("aurum replay: no input: give DBN files or --sample", file=sys.stderr)
+        return 2
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        print(f"aurum replay: no such file: {missing[0]}", file=sys.stderr)
+        return 2
+    if args.tick_bars < 0 or args.volume_bars < 0:
+        print("aurum replay: --tick-bars and --volume-bars must be >= 0", file=sys.stderr)
+        return 2
+    opts = ReplayOptions(
+        speed=args.speed,
+        bar_interval_ns=args.bar_interval,
+        tick_bar_trades=args.tick_bars,
+        volume_bar_contracts=args.volume_bars,
+    )
+    replayer = Replayer(opts)
+    show_progress = sys.stderr.isatty() and not args.no_progress
+    if show_progress:
+        result = _run_with_progress(replayer, paths)
+    else:
+        result = replayer.run(paths)
+    if not args.quiet:
+        print_summary(result.report)
+    if args.report is not None:
+        args.report.write_bytes(orjson.dumps(result.report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    for f in result.files:
+        if f.error:
+            print(f"aurum replay: {f.error}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _run_with_progress(replayer, paths):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[records]:>12,} rec"),
+        TextColumn("{task.fields[rate]:>12,.0f} rec/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    import time
+
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("replay", total=1, records=0, rate=0.0)
+        t0 = time.perf_counter()
+        state = {"file": 0, "base": 0}
+        sizes = [max(Path(p).stat().st_size, 1) for p in paths]
+        total = sum(sizes)
+
+        def hook(done: int, size: int, records: int) -> None:
+            # Files are replayed in order: add the sizes of those already finished.
+            if done < state.get("last", 0):
+                state["file"] += 1
+            state["last"] = done
+            finished = sum(sizes[: state["file"]])
+            el = time.perf_counter() - t0
+            progress.update(task, completed=(finished + done) / total, records=records,
+                            rate=records / el if el > 0 else 0.0)
+
+        result = replayer.run(paths, progress=hook)
+        progress.update(task, completed=1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "replay":
+        return cmd_replay(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""`aurum replay`: DBN files through the same native pipeline the daemon uses.
+
+Files are read and decompressed natively (``DbnFile`` + ``Pipeline.feed_file``); Python
+only loops once per chunk to drain the bar ring, pace the replay and update progress.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import databento_dbn
+import numpy as np
+
+from aurum import _native
+from aurum.kernels.bar_stats import wilder_atr
+from aurum.rings import RingReader
+
+PRICE_SCALE = 1e-9
+MAX_CHUNK = 1 << 20
+PACED_CHUNK = 16 << 10
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None (as fast as possible), ``realtime`` -> 1.0, ``<N>x`` -> N."""
+    t = text.strip().lower()
+    if t == "max":
+        return None
+    if t == "realtime":
+        return 1.0
+    if t.endswith("x"):
+        try:
+            v = float(t[:-1])
+        except ValueError:
+            v = math.nan
+        if v > 0 and math.isfinite(v):
+            return v
+    raise ValueError(f"--speed was {text!r}, expected 'max', 'realtime' or a positive multiple like '10x'")
+
+
+def rtype_name(rtype: int) -> str:
+    try:
+        return str(databento_dbn.RType(rtype))
+    except ValueError:
+        return f"rtype_0x{rtype:02x}"
+
+
+def price(px: int) -> float | None:
+    return None if px == _native.UNDEF_PRICE else px * PRICE_SCALE
+
+
+@dataclass
+class ReplayOptions:
+    speed: float | None = None
+    """None replays as fast as possible; otherwise a multiple of real time."""
+    max_gap_s: float = 60.0
+    """Paced replay does not wait out gaps in the data longer than this (the snapshot's old
+    timestamps, the daily break); it re-anchors the clock after them instead."""
+    bar_interval_ns: int = 60_000_000_000
+    tick_bar_trades: int = 0
+    volume_bar_contracts: int = 0
+    atr_period: int = 14
+
+
+@dataclass
+class FileResult:
+    path: str
+    records: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ReplayResult:
+    report: dict[str, Any]
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.error is None for f in self.files)
+
+
+ProgressHook = Callable[[int, int, int], None]
+"""(file bytes done, file bytes total, records so far)."""
+
+
+class Replayer:
+    """Replays files in order through one pipeline; books and bars carry across files."""
+
+    def __init__(self, options: ReplayOptions | None = None) -> None:
+        self.options = options or ReplayOptions()
+        o = self.options
+        self.pipeline = _native.Pipeline(
+            bar_interval_ns=o.bar_interval_ns,
+            tick_bar_trades=o.tick_bar_trades,
+            volume_bar_contracts=o.volume_bar_contracts,
+        )
+        self._bars = RingReader(self.pipeline, "bars")
+        self._bar_chunks: list[np.ndarray] = []
+        self._symbols: dict[int, str] = {}
+
+    def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
+        started = time.perf_counter()
+        results = [self._replay_file(Path(p), progress) for p in paths]
+        self.pipeline.flush_bars()
+        self._drain_bars()
+        elapsed = time.perf_counter() - started
+        return ReplayResult(self._report(results, elapsed), results)
+
+    def _replay_file(self, path: Path, progress: ProgressHook | None) -> FileResult:
+        res = FileResult(str(path))
+        pl = self.pipeline
+        before = pl.stats()["records_total"]
+        try:
+            f = _native.DbnFile(str(path))
+        except OSError as e:
+            res.error = str(e)
+            return res
+        pl.reset_stream()
+        speed = self.options.speed
+        chunk = MAX_CHUNK if speed is None else PACED_CHUNK
+        anchor: tuple[int, float] | None = None
+        try:
+            while True:
+                n = pl.feed_file(f, chunk)
+                if n == 0:
+                    break
+                res.bytes += n
+                self._drain_bars()
+                if speed is not None:
+                    anchor = self._pace(anchor, speed)
+                if progress is not None:
+                    progress(f.position, f.size, pl.stats()["records_total"])
+            pl.finish()
+        except _native.DecodeError as e:
+            res.error = f"{path}: {e}"
+        finally:
+            res.records = pl.stats()["records_total"] - before
+            self._collect_symbols(pl.metadata)
+        return res
+
+    def _pace(self, anchor: tuple[int, float] | None, speed: float) -> tuple[int, float]:
+        clock = self.pipeline.clock
+        now = time.perf_counter()
+        if anchor is None:
+            return (clock, now)
+        due = anchor[1] + (clock - anchor[0]) * 1e-9 / speed
+        wait = due - now
+        if wait > self.options.max_gap_s:
+            return (clock, now)
+        if wait > 0:
+            time.sleep(wait)
+        return anchor
+
+    def _drain_bars(self) -> None:
+        batch = self._bars.poll()
+        if len(batch.records):
+            self._bar_chunks.append(batch.records.copy())
+
+    def _collect_symbols(self, metadata: dict[str, Any] | None) -> None:
+        # Historical files map symbols in the header; live sessions send SymbolMappingMsg.
+        if metadata and metadata.get("stype_out") == "instrument_id":
+            for raw_symbol, intervals in metadata.get("mappings", []):
+                for _start, _end, iid in intervals:
+                    if iid.isdigit():
+                        self._symbols[int(iid)] = raw_symbol
+        self._symbols.update(self.pipeline.instruments())
+
+    def _report(self, files: list[FileResult], elapsed: float) -> dict[str, Any]:
+        pl = self.pipeline
+        st = pl.stats()
+        bars = np.concatenate(self._bar_chunks) if self._bar_chunks else np.empty(0, self._bars_dtype())
+        ids = sorted(set(pl.book_ids()) | set(self._symbols) | {int(i) for i in np.unique(bars["instrument_id"])})
+        book_top: dict[str, Any] = {}
+        for iid in ids:
+            top = pl.last_top(iid)
+            if top is None:
+                continue
+            bid_px, bid_sz, bid_ct, ask_px, ask_sz, ask_ct = top
+            book_top[str(iid)] = {
+                "bid_px": price(bid_px), "bid_sz": bid_sz, "bid_ct": bid_ct,
+                "ask_px": price(ask_px), "ask_sz": ask_sz, "ask_ct": ask_ct,
+            }
+        time_bars = bars[bars["kind"] == _native.BAR_KIND_TIME]
+        bar_stats = {}
+        for iid in np.unique(time_bars["instrument_id"]):
+            b = time_bars[time_bars["instrument_id"] == iid]
+            atr = wilder_atr(b["high"], b["low"], b["close"], self.options.atr_period)
+            last = float(atr[-1]) if len(atr) else math.nan
+            bar_stats[str(int(iid))] = {
+                "time_bars": int(len(b)),
+                f"atr{self.options.atr_period}": None if math.isnan(last) else round(last, 6),
+            }
+        total = st["records_total"]
+        return {
+            "files": [{"path": f.path, "records": f.records, "bytes": f.bytes, "error": f.error} for f in files],
+            "records_total": total,
+            "records_by_type": {rtype_name(rt): n for rt, n in sorted(st["records_by_rtype"].items())},
+            "unknown_rtypes": st["unknown_rtypes"],
+            "instruments": {str(k): v for k, v in sorted(self._symbols.items())},
+            "book_top": book_top,
+            "trades": st["trades"],
+            "top_changes": st["top_changes"],
+            "bars": [bar_dict(b) for b in bars],
+            "bars_lost": self._bars.lost_total,
+            "bar_stats": bar_stats,
+            "mbo_anomalies": st["mbo_anomalies"],
+            "gateway_errors": [{"code": c, "text": t} for c, t in st["errors"]],
+            "decode_errors": [f.error for f in files if f.error],
+            "speed": "max" if self.options.speed is None else f"{self.options.speed:g}x",
+            "elapsed_s": round(elapsed, 6),
+            "records_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
+        }
+
+    @staticmethod
+    def _bars_dtype() -> np.dtype:
+        from aurum.rings import BAR_DTYPE
+
+        return BAR_DTYPE
+
+
+BAR_KIND_NAMES = {0: "time", 1: "tick", 2: "volume"}
+
+
+def bar_dict(b: np.void) -> dict[str, Any]:
+    return {
+        "instrument_id": int(b["instrument_id"]),
+        "kind": BAR_KIND_NAMES.get(int(b["kind"]), str(int(b["kind"]))),
+        "ts_open": int(b["ts_open"]),
+        "ts_close": int(b["ts_close"]),
+        "open": b["open"] * PRICE_SCALE,
+        "high": b["high"] * PRICE_SCALE,
+        "low": b["low"] * PRICE_SCALE,
+        "close": b["close"] * PRICE_SCALE,
+        "volume": int(b["volume"]),
+        "buy_volume": int(b["buy_volume"]),
+        "sell_volume": int(b["sell_volume"]),
+        "vwap": round(float(b["vwap"]), 9),
+        "trade_count": int(b["trade_count"]),
+    }
+
+
+def print_summary(report: dict[str, Any], out: Any = sys.stdout) -> None:
+    w = out.write
+    w(f"records      {report['records_total']:,} in {report['elapsed_s']:.3f} s"
+      f" ({(report['records_per_s'] or 0):,.0f} records/s, speed {report['speed']})\n")
+    w("by type      " + ", ".join(f"{k} {v:,}" for k, v in report["records_by_type"].items()) + "\n")
+    if report["instruments"]:
+        w("instruments  " + ", ".join(f"{k}={v}" for k, v in report["instruments"].items()) + "\n")
+    w(f"trades       {report['trades']:,}; time bars {sum(1 for b in report['bars'] if b['kind'] == 'time'):,}\n")
+    for iid, t in report["book_top"].items():
+        sym = report["instruments"].get(iid, iid)
+        w(f"book top     {sym}: bid {fmt_px(t['bid_px'])} x {t['bid_sz']}  ask {fmt_px(t['ask_px'])} x {t['ask_sz']}\n")
+    for iid, s in report["bar_stats"].items():
+        sym = report["instruments"].get(iid, iid)
+        atr = next((v for k, v in s.items() if k.startswith("atr")), None)
+        w(f"bars         {sym}: {s['time_bars']} time bars, ATR {atr if atr is not None else 'n/a'}\n")
+    anomalies = {k: v for k, v in report["mbo_anomalies"].items() if v}
+    if anomalies:
+        w(f"book notes   {anomalies}\n")
+    for e in report["decode_errors"]:
+        w(f"error        {e}\n")
+
+
+def fmt_px(px: float | None) -> str:
+    return "-" if px is None else f"{px:,.2f}"

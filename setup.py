@@ -1,0 +1,44 @@
+"""One build for the Rust extension (setuptools-rust) and the Cython kernels (cythonize).
+
+`pip install .` runs both. Set AURUM_DEBUG_BUILD=1 for a fast unoptimised Rust build while
+developing; the default is the release profile (fat LTO).
+"""
+
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+from setuptools_rust import Binding, RustExtension
+
+DEBUG = os.environ.get("AURUM_DEBUG_BUILD") == "1"
+
+cython_kernels = [
+    Extension(
+        "aurum.kernels.bar_stats",
+        ["python/aurum/kernels/bar_stats.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3"],
+    ),
+]
+
+setup(
+    package_dir={"": "python"},
+    packages=find_packages("python"),
+    package_data={"aurum": ["_native.pyi", "py.typed"], "aurum.kernels": ["*.pyx", "*.pyi"]},
+    rust_extensions=[
+        RustExtension(
+            "aurum._native",
+            path="Cargo.toml",
+            binding=Binding.PyO3,
+            features=["python", "pyo3/extension-module"],
+            debug=DEBUG,
+        )
+    ],
+    ext_modules=cythonize(
+        cython_kernels,
+        compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False},
+    ),
+    zip_safe=False,
+)
