@@ -5,14 +5,15 @@
 //! Layout, chosen for a hot path with no steady-state allocation:
 //! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash map;
 //! - each price level keeps a doubly linked FIFO of slab indices, so queue position is
-//!   exact and cancels are O(1) once the level is found;
-//! - levels per side sit in a `Vec` sorted so the best price is last: most activity is at
-//!   or near the touch, so inserts and removals shift few elements.
+//!   exact and a cancel is O(1);
+//! - levels per side live in a `LevelStore` (a tick ladder; see `levels.rs`), and each
+//!   order caches its level slot, so most updates need no search at all.
 
 use rustc_hash::FxHashMap;
 
+use crate::levels::{Level, LevelStore, NIL};
+
 pub const UNDEF_PRICE: i64 = i64::MAX;
-const NIL: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LevelView {
@@ -28,7 +29,7 @@ pub struct Top {
     pub ask: LevelView,
 }
 
-const EMPTY_LEVEL: LevelView = LevelView { price: UNDEF_PRICE, size: 0, count: 0 };
+pub const EMPTY_LEVEL: LevelView = LevelView { price: UNDEF_PRICE, size: 0, count: 0 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueuePosition {
@@ -54,52 +55,27 @@ struct Order {
     id: u64,
     price: i64,
     size: u32,
-    side: Side,
+    /// Level slot in the side's store, valid while the store's generation is `generation`.
+    slot: u32,
+    generation: u32,
     prev: u32,
     next: u32,
+    is_bid: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Bid,
-    Ask,
-}
-
-impl Side {
-    fn from_ascii(c: u8) -> Option<Side> {
-        match c {
-            b'B' => Some(Side::Bid),
-            b'A' => Some(Side::Ask),
-            _ => None,
-        }
-    }
-    fn ascii(self) -> u8 {
-        match self {
-            Side::Bid => b'B',
-            Side::Ask => b'A',
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Level {
-    price: i64,
-    size: u64,
-    count: u32,
-    head: u32,
-    tail: u32,
-}
-
-#[derive(Default)]
 pub struct L3Book {
     orders: Vec<Order>,
     free: Vec<u32>,
     index: FxHashMap<u64, u32>,
-    /// Ascending prices: best bid last.
-    bids: Vec<Level>,
-    /// Descending prices: best ask last.
-    asks: Vec<Level>,
+    bids: LevelStore,
+    asks: LevelStore,
     pub anomalies: Anomalies,
+}
+
+impl Default for L3Book {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl L3Book {
@@ -114,8 +90,8 @@ impl L3Book {
             orders: Vec::with_capacity(orders),
             free: Vec::with_capacity(orders),
             index,
-            bids: Vec::with_capacity(512),
-            asks: Vec::with_capacity(512),
+            bids: LevelStore::new(true),
+            asks: LevelStore::new(false),
             anomalies: Anomalies::default(),
         }
     }
@@ -134,15 +110,19 @@ impl L3Book {
     }
 
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let Some(side) = Side::from_ascii(side) else {
-            self.anomalies.bad_side += 1;
-            return;
+        let is_bid = match side {
+            b'B' => true,
+            b'A' => false,
+            _ => {
+                self.anomalies.bad_side += 1;
+                return;
+            }
         };
         if let Some(&idx) = self.index.get(&order_id) {
             self.anomalies.duplicate_add += 1;
             self.remove_order(idx);
         }
-        self.insert_order(order_id, side, price, size);
+        self.insert_order(order_id, is_bid, price, size);
     }
 
     /// `size` is the quantity removed (Databento C semantics).
@@ -159,9 +139,8 @@ impl L3Book {
             self.remove_order(idx);
         } else {
             self.orders[idx as usize].size = o.size - size;
-            if let Some(l) = self.level_mut(o.side, o.price) {
-                l.size -= size as u64;
-            }
+            let slot = self.slot_of(idx);
+            self.store(o.is_bid).level_mut(slot).size -= size as u64;
         }
     }
 
@@ -170,7 +149,9 @@ impl L3Book {
     pub fn modify(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
         let Some(&idx) = self.index.get(&order_id) else {
             self.anomalies.modify_unknown += 1;
-            self.add(order_id, side, price, size);
+            if size > 0 {
+                self.add(order_id, side, price, size);
+            }
             return;
         };
         let o = self.orders[idx as usize];
@@ -178,38 +159,38 @@ impl L3Book {
             self.remove_order(idx);
         } else if price != o.price || size > o.size {
             self.remove_order(idx);
-            self.insert_order(order_id, o.side, price, size);
+            self.insert_order(order_id, o.is_bid, price, size);
         } else {
             self.orders[idx as usize].size = size;
-            if let Some(l) = self.level_mut(o.side, o.price) {
-                l.size -= (o.size - size) as u64;
-            }
+            let slot = self.slot_of(idx);
+            self.store(o.is_bid).level_mut(slot).size -= (o.size - size) as u64;
         }
     }
 
     pub fn top(&self) -> Top {
         Top {
-            bid: self.bids.last().map_or(EMPTY_LEVEL, view),
-            ask: self.asks.last().map_or(EMPTY_LEVEL, view),
+            bid: self.bids.best().map_or(EMPTY_LEVEL, view),
+            ask: self.asks.best().map_or(EMPTY_LEVEL, view),
         }
     }
 
     /// Best-first (price, size, count) for up to `depth` levels per side.
     pub fn levels(&self, depth: usize) -> (Vec<LevelView>, Vec<LevelView>) {
-        let bids = self.bids.iter().rev().take(depth).map(view).collect();
-        let asks = self.asks.iter().rev().take(depth).map(view).collect();
+        let (mut bids, mut asks) = (Vec::with_capacity(depth), Vec::with_capacity(depth));
+        self.bids.for_each_best_first(depth, |l| bids.push(view(l)));
+        self.asks.for_each_best_first(depth, |l| asks.push(view(l)));
         (bids, asks)
     }
 
     /// Writes the top `out.len()` levels per side into the given slices (no allocation);
     /// unused slots become empty levels. Returns how many levels each side had.
     pub fn fill_levels(&self, bids_out: &mut [LevelView], asks_out: &mut [LevelView]) -> (usize, usize) {
-        fn fill(src: &[Level], out: &mut [LevelView]) -> usize {
+        fn fill(store: &LevelStore, out: &mut [LevelView]) -> usize {
             let mut n = 0;
-            for (slot, l) in out.iter_mut().zip(src.iter().rev()) {
-                *slot = view(l);
+            store.for_each_best_first(out.len(), |l| {
+                out[n] = view(l);
                 n += 1;
-            }
+            });
             for slot in out[n..].iter_mut() {
                 *slot = EMPTY_LEVEL;
             }
@@ -221,74 +202,79 @@ impl L3Book {
     pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
         let &idx = self.index.get(&order_id)?;
         let o = self.orders[idx as usize];
-        let level = self.find_level(o.side, o.price).map(|i| self.side(o.side)[i])?;
+        // Walk back from the order to the head: no level lookup needed.
         let (mut ahead, mut size_ahead) = (0u32, 0u64);
-        let mut cur = level.head;
-        while cur != idx && cur != NIL {
+        let mut cur = o.prev;
+        while cur != NIL {
             ahead += 1;
             size_ahead += self.orders[cur as usize].size as u64;
-            cur = self.orders[cur as usize].next;
+            cur = self.orders[cur as usize].prev;
         }
-        Some(QueuePosition { side: o.side.ascii(), price: o.price, size: o.size, orders_ahead: ahead, size_ahead })
+        let side = if o.is_bid { b'B' } else { b'A' };
+        Some(QueuePosition { side, price: o.price, size: o.size, orders_ahead: ahead, size_ahead })
     }
 
-    fn side(&self, side: Side) -> &Vec<Level> {
-        match side {
-            Side::Bid => &self.bids,
-            Side::Ask => &self.asks,
+    /// Order count per store kind, for diagnostics: true while both sides use the ladder.
+    pub fn uses_ladder(&self) -> bool {
+        self.bids.is_ladder() && self.asks.is_ladder()
+    }
+
+    #[inline]
+    fn store(&mut self, is_bid: bool) -> &mut LevelStore {
+        if is_bid {
+            &mut self.bids
+        } else {
+            &mut self.asks
         }
     }
 
-    /// Index of the level at `price`, searching the sorted side.
-    fn find_level(&self, side: Side, price: i64) -> Option<usize> {
-        let levels = self.side(side);
-        let pos = insertion_point(levels, side, price);
-        (pos < levels.len() && levels[pos].price == price).then_some(pos)
+    /// The order's level slot: cached, or recomputed after the store moved its slots.
+    #[inline]
+    fn slot_of(&mut self, idx: u32) -> usize {
+        let o = self.orders[idx as usize];
+        let store = if o.is_bid { &self.bids } else { &self.asks };
+        let generation = store.generation();
+        if o.generation == generation {
+            return o.slot as usize;
+        }
+        // A live order's level always exists; `unwrap_or(0)` is unreachable in a
+        // consistent book and keeps a broken one from panicking across the FFI boundary.
+        let slot = store.find(o.price).unwrap_or(0);
+        let o = &mut self.orders[idx as usize];
+        o.slot = slot as u32;
+        o.generation = generation;
+        slot
     }
 
-    fn level_mut(&mut self, side: Side, price: i64) -> Option<&mut Level> {
-        let i = self.find_level(side, price)?;
-        Some(match side {
-            Side::Bid => &mut self.bids[i],
-            Side::Ask => &mut self.asks[i],
-        })
-    }
-
-    fn insert_order(&mut self, order_id: u64, side: Side, price: i64, size: u32) {
-        let order = Order { id: order_id, price, size, side, prev: NIL, next: NIL };
+    fn insert_order(&mut self, order_id: u64, is_bid: bool, price: i64, size: u32) {
+        let store = if is_bid { &mut self.bids } else { &mut self.asks };
+        let slot = store.slot_for(price);
+        let generation = store.generation();
+        let level = store.level_mut(slot);
+        let old_tail = level.tail;
         let idx = match self.free.pop() {
-            Some(i) => {
-                self.orders[i as usize] = order;
-                i
-            }
+            Some(i) => i,
             None => {
-                self.orders.push(order);
+                self.orders.push(Order { id: 0, price: 0, size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid });
                 (self.orders.len() - 1) as u32
             }
         };
-        self.index.insert(order_id, idx);
-        let levels = match side {
-            Side::Bid => &mut self.bids,
-            Side::Ask => &mut self.asks,
-        };
-        let pos = insertion_point(levels, side, price);
-        if pos == levels.len() || levels[pos].price != price {
-            levels.insert(pos, Level { price, size: 0, count: 0, head: NIL, tail: NIL });
-        }
-        let level = &mut levels[pos];
-        let old_tail = level.tail;
         level.size += size as u64;
         level.count += 1;
         level.tail = idx;
-        if old_tail == NIL {
+        let first = old_tail == NIL;
+        if first {
             level.head = idx;
+            store.occupied(slot);
         } else {
             self.orders[old_tail as usize].next = idx;
-            self.orders[idx as usize].prev = old_tail;
         }
+        self.orders[idx as usize] = Order { id: order_id, price, size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
+        self.index.insert(order_id, idx);
     }
 
     fn remove_order(&mut self, idx: u32) {
+        let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
         self.index.remove(&o.id);
         self.free.push(idx);
@@ -298,12 +284,8 @@ impl L3Book {
         if o.next != NIL {
             self.orders[o.next as usize].prev = o.prev;
         }
-        let Some(pos) = self.find_level(o.side, o.price) else { return };
-        let levels = match o.side {
-            Side::Bid => &mut self.bids,
-            Side::Ask => &mut self.asks,
-        };
-        let level = &mut levels[pos];
+        let store = if o.is_bid { &mut self.bids } else { &mut self.asks };
+        let level = store.level_mut(slot);
         if level.head == idx {
             level.head = o.next;
         }
@@ -313,31 +295,13 @@ impl L3Book {
         level.size -= o.size as u64;
         level.count -= 1;
         if level.count == 0 {
-            levels.remove(pos);
+            store.vacated(slot);
         }
     }
 }
 
 fn view(l: &Level) -> LevelView {
     LevelView { price: l.price, size: l.size, count: l.count }
-}
-
-/// First index whose level is at or beyond `price` in the side's sort order.
-#[inline]
-fn insertion_point(levels: &[Level], side: Side, price: i64) -> usize {
-    // Near-touch fast path: most updates hit the best few levels, at the end of the vec.
-    let n = levels.len();
-    let before = |l: &Level| match side {
-        Side::Bid => l.price < price,
-        Side::Ask => l.price > price,
-    };
-    if n == 0 || before(&levels[n - 1]) {
-        return n;
-    }
-    if n >= 2 && before(&levels[n - 2]) {
-        return n - 1;
-    }
-    levels.partition_point(before)
 }
 
 /// The book as last sent in MBP-10 records: each record carries all ten levels.
@@ -418,6 +382,16 @@ mod tests {
         b.modify(5, b'B', PX, 2); // order 5 was at -4 ticks; moves to PX
         assert_eq!(b.top().bid, LevelView { price: PX, size: 2, count: 1 });
         assert_eq!(b.levels(10).0.len(), 5);
+    }
+
+    #[test]
+    fn modify_of_unknown_order_to_zero_rests_nothing() {
+        let mut b = L3Book::new();
+        b.add(1, b'B', PX, 3);
+        b.modify(17, b'B', PX + TICK, 0);
+        assert_eq!(b.top().bid, LevelView { price: PX, size: 3, count: 1 });
+        assert_eq!(b.queue_position(17), None);
+        assert_eq!(b.anomalies.modify_unknown, 1);
     }
 
     #[test]

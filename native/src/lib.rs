@@ -3,6 +3,7 @@
 
 pub mod bars;
 pub mod book;
+pub mod levels;
 pub mod decoder;
 pub mod file;
 pub mod pipeline;

@@ -33,7 +33,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { trade_capacity: 1 << 16, top_capacity: 1 << 16, bar_capacity: 1 << 14, bars: BarConfig::default(), strict: false }
+        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false }
     }
 }
 

@@ -99,7 +99,23 @@ impl<T: Copy + Default> Ring<T> {
         let boxed: Box<[T]> = vec![T::default(); cap].into_boxed_slice();
         // SAFETY: `Box::into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(boxed) as *mut T) };
-        Self { ptr, mask: (cap - 1) as u64, written: 0 }
+        let ring = Self { ptr, mask: (cap - 1) as u64, written: 0 };
+        ring.prefault();
+        ring
+    }
+
+    /// Touches every page now: zeroed allocations are mapped lazily, and a first-touch page
+    /// fault costs microseconds that would otherwise land on the record path.
+    fn prefault(&self) {
+        let (base, len) = self.raw_parts();
+        let base = base as *mut u8;
+        let mut off = 0;
+        while off < len {
+            // SAFETY: `off < len`, inside the allocation; a volatile write of the byte's
+            // current value (zero) keeps the compiler from eliding the touch.
+            unsafe { std::ptr::write_volatile(base.add(off), std::ptr::read_volatile(base.add(off))) };
+            off += 4096;
+        }
     }
 
     #[inline]

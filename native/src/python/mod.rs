@@ -82,32 +82,34 @@ fn date_int(d: time::Date) -> u32 {
 #[pyclass(name = "StreamDecoder", module = "aurum._native")]
 struct PyStreamDecoder {
     inner: CoreDecoder,
+    prefix: Vec<u8>,
+    ts_out: Option<bool>,
 }
+
+/// Header bytes needed to read ts_out (offset 60 in v1, 52 in v2/v3).
+const TS_OUT_PREFIX: usize = 61;
 
 #[pymethods]
 impl PyStreamDecoder {
     #[new]
     #[pyo3(signature = (*, strict = false))]
     fn new(strict: bool) -> Self {
-        Self { inner: CoreDecoder::new(strict) }
+        Self { inner: CoreDecoder::new(strict), prefix: Vec::with_capacity(TS_OUT_PREFIX), ts_out: None }
     }
 
     fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         let mut out = Vec::new();
         let mut enc_err = None;
         let res = with_bytes(chunk, |bytes| {
-            let ts_out_known = self.inner.metadata().map(|m| m.ts_out);
-            let mut ts_out = ts_out_known.unwrap_or(false);
-            let mut decoder_meta_seen = ts_out_known.is_some();
-            let inner = &mut self.inner;
-            // The closure cannot read `inner.metadata()` while `inner` decodes, so ts_out
-            // for a stream whose metadata arrives in this chunk is found by a pre-pass.
-            if !decoder_meta_seen {
-                ts_out = sniff_ts_out(bytes).unwrap_or(false);
-                decoder_meta_seen = true;
+            // The record callback cannot read the decoder's metadata while it decodes, so
+            // ts_out is read from the header prefix, kept across chunks until complete.
+            if self.ts_out.is_none() && self.prefix.len() < TS_OUT_PREFIX {
+                let take = (TS_OUT_PREFIX - self.prefix.len()).min(bytes.len());
+                self.prefix.extend_from_slice(&bytes[..take]);
+                self.ts_out = sniff_ts_out(&self.prefix);
             }
-            let _ = decoder_meta_seen;
-            inner.feed(bytes, |rec| {
+            let ts_out = self.ts_out.unwrap_or(false);
+            self.inner.feed(bytes, |rec| {
                 let mut buf = Vec::with_capacity(256);
                 let mut enc = JsonEncoder::new(&mut buf, false, false, false);
                 // SAFETY: `ts_out` comes from this stream's metadata header, so every
@@ -148,7 +150,7 @@ impl PyStreamDecoder {
 
 /// The `ts_out` byte of a v2/v3 metadata header at the start of `bytes`, if present.
 fn sniff_ts_out(bytes: &[u8]) -> Option<bool> {
-    if bytes.len() < 61 || &bytes[..3] != b"DBN" {
+    if bytes.len() < TS_OUT_PREFIX || &bytes[..3] != b"DBN" {
         return None;
     }
     // v1 keeps ts_out at offset 60 (after record_count); v2/v3 at 52.
