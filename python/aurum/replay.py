@@ -23,7 +23,8 @@ from aurum.rings import RingReader
 
 PRICE_SCALE = 1e-9
 MAX_CHUNK = 1 << 20
-PACED_CHUNK = 16 << 10
+# Paced replays read small chunks: pacing is per chunk (~70 MBO records), not per record.
+PACED_CHUNK = 4 << 10
 
 
 def parse_speed(text: str) -> float | None:
