@@ -300,6 +300,43 @@ impl L3Book {
     }
 }
 
+/// An instrument's L3 book plus the event state that MBO application needs.
+#[derive(Default)]
+pub struct MboBook {
+    pub book: L3Book,
+    /// An event is open (no F_LAST yet): the book is mid-update.
+    pub in_event: bool,
+    in_snapshot: bool,
+}
+
+impl MboBook {
+    /// Applies one MBO record (A/C/M/R change the book; T/F/N never do). Returns true at
+    /// F_LAST, when the book may be read.
+    #[inline]
+    pub fn apply(&mut self, m: &dbn::MboMsg) -> bool {
+        let f = m.flags.raw();
+        let action = m.action as u8;
+        if f & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
+            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
+            self.in_snapshot = true;
+            self.book.clear();
+        }
+        match action {
+            b'A' => self.book.add(m.order_id, m.side as u8, m.price, m.size),
+            b'C' => self.book.cancel(m.order_id, m.size),
+            b'M' => self.book.modify(m.order_id, m.side as u8, m.price, m.size),
+            b'R' => self.book.clear(),
+            _ => {}
+        }
+        let last = f & dbn::flags::LAST != 0;
+        self.in_event = !last;
+        if last {
+            self.in_snapshot = false;
+        }
+        last
+    }
+}
+
 fn view(l: &Level) -> LevelView {
     LevelView { price: l.price, size: l.size, count: l.count }
 }

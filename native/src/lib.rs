@@ -5,6 +5,7 @@ pub mod bars;
 pub mod book;
 pub mod levels;
 pub mod decoder;
+pub mod derive;
 pub mod file;
 pub mod pipeline;
 pub mod ring;

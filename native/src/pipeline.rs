@@ -11,7 +11,7 @@ use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMa
 use rustc_hash::FxHashMap;
 
 use crate::bars::{BarConfig, InstrumentBars};
-use crate::book::{Anomalies, L3Book, Mbp10Book, Top};
+use crate::book::{Anomalies, L3Book, MboBook, Mbp10Book, Top};
 use crate::decoder::{DecodeError, StreamDecoder};
 use crate::ring::{BarRec, Ring, TopRec, TradeRec};
 
@@ -39,11 +39,8 @@ impl Default for PipelineConfig {
 
 pub struct Instrument {
     pub id: u32,
-    pub book: Option<L3Book>,
+    pub mbo: Option<MboBook>,
     pub mbp10: Mbp10Book,
-    /// An MBO event is open (no F_LAST yet): the book is mid-update.
-    pub in_event: bool,
-    in_snapshot: bool,
     seen: u8,
     last_top: Option<Top>,
     bars: InstrumentBars,
@@ -51,7 +48,16 @@ pub struct Instrument {
 
 impl Instrument {
     fn new(id: u32) -> Self {
-        Self { id, book: None, mbp10: Mbp10Book::default(), in_event: false, in_snapshot: false, seen: 0, last_top: None, bars: InstrumentBars::default() }
+        Self { id, mbo: None, mbp10: Mbp10Book::default(), seen: 0, last_top: None, bars: InstrumentBars::default() }
+    }
+
+    pub fn book(&self) -> Option<&L3Book> {
+        self.mbo.as_ref().map(|m| &m.book)
+    }
+
+    /// An MBO event is open (no F_LAST yet): the book is mid-update.
+    pub fn in_event(&self) -> bool {
+        self.mbo.as_ref().is_some_and(|m| m.in_event)
     }
 
     /// The top of book as last published (at an F_LAST), from the best schema seen.
@@ -153,7 +159,7 @@ impl State {
 
     pub fn anomalies(&self) -> Anomalies {
         let mut a = Anomalies::default();
-        for b in self.instruments.iter().filter_map(|i| i.book.as_ref()) {
+        for b in self.instruments.iter().filter_map(|i| i.book()) {
             a.cancel_unknown += b.anomalies.cancel_unknown;
             a.modify_unknown += b.anomalies.modify_unknown;
             a.duplicate_add += b.anomalies.duplicate_add;
@@ -272,33 +278,15 @@ impl State {
     #[inline]
     fn on_mbo(&mut self, m: &MboMsg) {
         let i = self.slot(m.hd.instrument_id);
-        let f = m.flags.raw();
         let inst = &mut self.instruments[i];
         inst.seen |= SRC_MBO;
-        let book = inst.book.get_or_insert_with(L3Book::new);
-        let action = m.action as u8;
-        if f & flags::SNAPSHOT != 0 && !inst.in_snapshot {
-            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
-            inst.in_snapshot = true;
-            book.clear();
+        let mbo = inst.mbo.get_or_insert_with(MboBook::default);
+        if mbo.apply(m) {
+            let top = mbo.book.top();
+            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
         }
-        match action {
-            b'A' => book.add(m.order_id, m.side as u8, m.price, m.size),
-            b'C' => book.cancel(m.order_id, m.size),
-            b'M' => book.modify(m.order_id, m.side as u8, m.price, m.size),
-            b'R' => book.clear(),
-            _ => {}
-        }
-        if f & flags::LAST != 0 {
-            inst.in_event = false;
-            inst.in_snapshot = false;
-            let top = book.top();
-            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, f, m.sequence, rtype::MBO);
-        } else {
-            inst.in_event = true;
-        }
-        if action == b'T' {
-            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, f, m.order_id, rtype::MBO);
+        if m.action as u8 == b'T' {
+            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), m.order_id, rtype::MBO);
         }
     }
 

@@ -171,3 +171,17 @@ class Pipeline:
 
     def ring_written(self, name: str) -> int:
         """Records ever written to the ring (the write sequence; laps = written // capacity)."""
+
+def derive_mbp10_trades(mbo: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
+    """MBP-10 and trades records derived from a DBN MBO stream (metadata header included).
+
+    Returns ``(mbp10_records, trade_records)``: concatenated DBN v3 ``Mbp10Msg`` and
+    ``TradeMsg`` records (no metadata header), so all three schemas describe one market.
+    Per MBO event (records up to F_LAST, per instrument):
+    - each ``T`` gives one ``TradeMsg`` (price, size, aggressor side, ts/sequence copied) and
+      one MBP-10 record with action ``T`` and the levels as they stood at the trade;
+    - at ``F_LAST``, if the top 10 levels changed, one MBP-10 record with the levels after the
+      event; its action/side/price/size/depth describe the last change inside the top 10
+      (``A`` a level appeared, ``C`` one vanished, ``M`` a size changed).
+    The last MBP-10 record of an event carries F_LAST. Raises ``DecodeError`` on bad input.
+    """

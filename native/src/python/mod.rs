@@ -393,28 +393,28 @@ impl PyPipeline {
     }
 
     fn book_ids(&self) -> Vec<u32> {
-        self.inner.state.instruments().filter(|i| i.book.is_some()).map(|i| i.id).collect()
+        self.inner.state.instruments().filter(|i| i.book().is_some()).map(|i| i.id).collect()
     }
 
     fn book_top(&self, instrument_id: u32) -> Option<(i64, u64, u32, i64, u64, u32)> {
-        let book = self.inner.state.instrument(instrument_id)?.book.as_ref()?;
+        let book = self.inner.state.instrument(instrument_id)?.book()?;
         let t = book.top();
         Some((t.bid.price, t.bid.size, t.bid.count, t.ask.price, t.ask.size, t.ask.count))
     }
 
     #[pyo3(signature = (instrument_id, depth = 10))]
     fn book_levels(&self, instrument_id: u32, depth: usize) -> Option<Levels> {
-        let book = self.inner.state.instrument(instrument_id)?.book.as_ref()?;
+        let book = self.inner.state.instrument(instrument_id)?.book()?;
         let (b, a) = book.levels(depth);
         Some((levels_tuple(&b), levels_tuple(&a)))
     }
 
     fn in_event(&self, instrument_id: u32) -> bool {
-        self.inner.state.instrument(instrument_id).is_some_and(|i| i.in_event)
+        self.inner.state.instrument(instrument_id).is_some_and(|i| i.in_event())
     }
 
     fn queue_position(&self, instrument_id: u32, order_id: u64) -> Option<(u8, i64, u32, u32, u64)> {
-        let q = self.inner.state.instrument(instrument_id)?.book.as_ref()?.queue_position(order_id)?;
+        let q = self.inner.state.instrument(instrument_id)?.book()?.queue_position(order_id)?;
         Some((q.side, q.price, q.size, q.orders_ahead, q.size_ahead))
     }
 
@@ -460,6 +460,13 @@ impl PyPipeline {
     }
 }
 
+/// MBP-10 and trades records derived from an MBO stream (see the stub for the rules).
+#[pyfunction]
+fn derive_mbp10_trades<'py>(py: Python<'py>, mbo: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let d = with_bytes(mbo, crate::derive::derive_mbp10_trades)?.map_err(|e| decode_err(py, e))?;
+    Ok((PyBytes::new(py, &d.mbp10), PyBytes::new(py, &d.trades)))
+}
+
 #[pymodule(name = "_native")]
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -468,6 +475,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPipeline>()?;
     m.add_class::<PyDbnFile>()?;
     m.add_class::<RingView>()?;
+    m.add_function(wrap_pyfunction!(derive_mbp10_trades, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DBN_CRATE_VERSION", "0.73.0")?;
     m.add("UNDEF_PRICE", UNDEF_PRICE)?;
