@@ -34,8 +34,18 @@ test-rust:
 test-python: $(BUILT)
 	$(PY) -m pytest
 
-bench: $(BUILT)
-	$(PY) bench/bench_decode_book.py
+# NautilusTrader pins pandas<3, so it gets its own venv; the comparison is optional and the
+# bench reports "not installed" if it cannot be installed here.
+NAUTILUS_VENV := .venv-nautilus
+NAUTILUS_PIN  := nautilus_trader==1.221.0
+
+$(NAUTILUS_VENV)/.stamp:
+	@test -x $(NAUTILUS_VENV)/bin/python || $(PYTHON) -m venv $(NAUTILUS_VENV)
+	-$(NAUTILUS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(NAUTILUS_PIN) && touch $@
+
+bench: $(BUILT) $(NAUTILUS_VENV)/.stamp
+	cargo bench --bench pipeline
+	AURUM_NAUTILUS_PYTHON=$(NAUTILUS_VENV)/bin/python $(PY) bench/bench_decode_book.py --out bench/results/latest.md
 
 clean:
 	rm -rf build target python/aurum/*.so python/aurum/kernels/*.so python/aurum/kernels/*.c $(BUILT)
