@@ -1,0 +1,177 @@
+"""``aurum gateway``: a local Live Subscription Gateway serving DBN files.
+
+Wired into ``aurum.cli`` through ``add_parser(subparsers)`` and ``run(args)``; also runnable on
+its own as ``python -m aurum.gateway.cli --data FILE --port N``.
+
+On start-up it prints one line to stdout, ``aurum gateway: listening on HOST:PORT ...``, once
+the port is bound (``--port 0`` picks a free port and that line names it). Logs go to stderr.
+With ``--admin-stdin`` it reads control commands from stdin, one per line, and answers each
+with one ``ok ...`` or ``error ...`` line on stdout: ``ping``, ``fault SPEC [SPEC...]`` (arm
+faults for the next session), ``clear_faults``, ``add_key KEY``, ``del_key KEY``, ``sessions``,
+``disconnect [ID|all]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROG = "aurum gateway"
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` -> None, ``realtime`` -> 1.0, ``<N>x`` -> N (the grammar of ``aurum replay``)."""
+    t = text.strip().lower()
+    if t == "max":
+        return None
+    if t == "realtime":
+        return 1.0
+    if t.endswith("x"):
+        try:
+            v = float(t[:-1])
+        except ValueError:
+            v = math.nan
+        if v > 0 and math.isfinite(v):
+            return v
+    raise argparse.ArgumentTypeError(f"--speed was {text!r}, expected 'max', 'realtime' or a multiple like '10x'")
+
+
+def parse_time_ns(text: str) -> int:
+    """UNIX nanoseconds, or an ISO 8601 time (UTC when no zone is given)."""
+    t = text.strip()
+    if t.isdigit():
+        return int(t)
+    try:
+        when = dt.datetime.fromisoformat(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--now was {text!r}, expected UNIX ns or an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "gateway", help="serve DBN files over Databento's live protocol (for databento.Live)",
+        description="A local Live Subscription Gateway: databento.Live(key, gateway='127.0.0.1', port=N) "
+                    "streams the given DBN files from it.",
+    )
+    configure_parser(p)
+    return p
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, action="append", required=True, metavar="FILE",
+                   help=".dbn or .dbn.zst file (DBN v1/v2/v3); repeat to merge several by time")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=13000, help="TCP port (default 13000; 0 picks a free one)")
+    p.add_argument("--key-file", type=Path, metavar="PATH",
+                   help="API keys, one per line (also: AURUM_GATEWAY_KEYS, comma-separated)")
+    p.add_argument("--speed", type=parse_speed, default=None, metavar="max|realtime|Nx",
+                   help="pacing of the real-time part by ts_event (default max)")
+    p.add_argument("--now", type=parse_time_ns, default=None, metavar="TIME",
+                   help="the data time treated as 'now': history before it (start=, snapshots), "
+                        "real time after it (default: the first record)")
+    p.add_argument("--at-end", choices=("close", "idle"), default="close",
+                   help="when the data runs out: close each session (default) or keep it open with heartbeats")
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                   help="inject a fault into every session (see aurum.gateway.faults), e.g. cut@100, stall=2@50")
+    p.add_argument("--slow-reader-lag", type=float, default=2.0, metavar="S",
+                   help="a paced session this many seconds behind is a slow reader (default 2)")
+    p.add_argument("--lsg-version", default=None, help="version string of the greeting")
+    p.add_argument("--admin-stdin", action="store_true", help="read admin commands from stdin")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+
+def _fail(msg: str) -> int:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+    return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the gateway until interrupted. Returns the process exit code."""
+    from aurum.gateway.faults import FaultPlan, FaultSpecError
+    from aurum.gateway.server import LSG_VERSION, Gateway, GatewayConfig, GatewayError, KeyStore
+    from aurum.gateway.sources import FileSource
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    missing = [p for p in args.data if not p.is_file()]
+    if missing:
+        return _fail(f"no such file: {missing[0]}")
+    try:
+        faults = FaultPlan.parse(args.fault)
+    except FaultSpecError as e:
+        return _fail(str(e))
+    try:
+        keys = KeyStore.load(args.key_file, os.environ.get("AURUM_GATEWAY_KEYS"))
+    except (GatewayError, ValueError) as e:
+        return _fail(str(e))
+    if len(keys) == 0 and not args.admin_stdin:
+        return _fail("no API keys: give --key-file or set AURUM_GATEWAY_KEYS")
+    try:
+        source = FileSource(args.data, now=args.now, speed=args.speed)
+    except (OSError, ValueError) as e:
+        return _fail(f"cannot load the data: {e}")
+    config = GatewayConfig(
+        host=args.host, port=args.port, lsg_version=args.lsg_version or LSG_VERSION, at_end=args.at_end,
+        faults=faults, slow_reader_lag_s=args.slow_reader_lag,
+    )
+    gateway = Gateway(config, source, keys)
+    try:
+        return asyncio.run(_main(gateway, source, args.admin_stdin))
+    except GatewayError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _main(gateway: Any, source: Any, admin_stdin: bool) -> int:
+    port = await gateway.start()
+    speed = "max" if source.speed is None else f"{source.speed:g}x"
+    print(
+        f"{PROG}: listening on {gateway.config.host}:{port} ({len(source):,} records, "
+        f"{len(source.instruments())} instruments, dataset {source.dataset}, speed {speed})",
+        flush=True,
+    )
+    tasks = [asyncio.create_task(gateway.serve_forever())]
+    if admin_stdin:
+        tasks.append(asyncio.create_task(_admin_loop(gateway)))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await gateway.close()
+        for t in tasks:
+            t.cancel()
+    return 0
+
+
+async def _admin_loop(gateway: Any) -> None:
+    """Admin commands on stdin; EOF on stdin stops the gateway (its parent has gone)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:
+            return
+        text = line.decode("utf-8", errors="replace").strip()
+        if text:
+            print(gateway.admin(text), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description="A local Databento Live Subscription Gateway.")
+    configure_parser(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
