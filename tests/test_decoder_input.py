@@ -220,3 +220,45 @@ def test_random_bytes_and_corruption_never_crash(noise: bytes, seed: int) -> Non
         except _native.DecodeError as e:
             assert 0 <= e.offset <= len(blob)
             assert "byte offset" in str(e)
+
+
+def test_inspection_decoder_rejects_short_records_instead_of_panicking() -> None:
+    head = metadata()
+    short = bytearray(16)
+    short[0], short[1] = 4, 0xA0  # an MBO rtype with only a header
+    with pytest.raises(ValueError, match="expected at least 56") as ei:
+        _native.StreamDecoder().feed(head + bytes(short))
+    assert isinstance(ei.value, Exception)  # not pyo3's PanicException (a BaseException)
+    # A header promising ts_out followed by records without it.
+    with pytest.raises(ValueError, match="expected at least 64"):
+        _native.StreamDecoder().feed(metadata(ts_out=True) + mbo(0))
+
+
+def test_odd_word_record_length_is_a_decode_error() -> None:
+    data, h = stream(3)
+    bad = bytearray(data[:h]) + bytes([13]) + data[h + 1 : h + 52] + data[h + 56 :]
+    with pytest.raises(_native.DecodeError, match="not a multiple of 8") as ei:
+        _native.Pipeline().feed(bytes(bad))
+    assert ei.value.offset == h
+    with pytest.raises(_native.DecodeError):
+        _native.derive_mbp10_trades(bytes(bad))
+
+
+def test_add_at_undef_price_is_counted_not_rested() -> None:
+    head = metadata()
+    rec = dbn.MBOMsg(publisher_id=1, instrument_id=42, ts_event=1, order_id=9, price=dbn.UNDEF_PRICE, size=1,
+                     action=dbn.Action.ADD, side=dbn.Side.BID, ts_recv=1, flags=0x80)
+    p = _native.Pipeline()
+    p.feed(head + bytes(rec)[:56] + mbo(1))
+    assert p.stats()["mbo_anomalies"]["bad_price"] == 1
+    assert p.book_top(42)[:3] == (PX - TICK, 1, 1)  # only the valid add rests
+
+
+def test_huge_depth_and_ring_sizes_are_bounded() -> None:
+    data, _ = stream(5)
+    p = _native.Pipeline()
+    p.feed(data)
+    bids, asks = p.book_levels(42, 1 << 40)
+    assert len(bids) == 5 and asks == []
+    with pytest.raises(ValueError, match="trade_capacity was"):
+        _native.Pipeline(trade_capacity=1 << 40)

@@ -90,6 +90,9 @@ impl OpenBar {
 pub struct InstrumentBars {
     time: OpenBar,
     time_end: u64,
+    /// End of the last closed time bar: a trade stamped before it (GLBX orders records by
+    /// ts_recv, so ts_event can run backwards) joins the next bar instead of reopening one.
+    closed_until: u64,
     tick: OpenBar,
     volume: OpenBar,
 }
@@ -106,14 +109,21 @@ impl InstrumentBars {
 
     /// Adds a trade; closes any bar it completes. Returns bars closed.
     pub fn on_trade(&mut self, cfg: &BarConfig, iid: u32, ts: u64, price: i64, size: u32, side: u8, out: &mut Ring<BarRec>) -> u32 {
+        if ts == u64::MAX {
+            // UNDEF_TIMESTAMP: a print without exchange time cannot be binned (it stays in
+            // the trade ring).
+            return 0;
+        }
         let mut closed = 0;
         if cfg.interval_ns > 0 {
             if self.time.open && ts >= self.time_end {
                 out.push(self.time.close(iid, BAR_KIND_TIME, self.time_end));
+                self.closed_until = self.time_end;
                 closed += 1;
             }
             if !self.time.open {
-                let start = ts - ts % cfg.interval_ns;
+                let bin = ts.max(self.closed_until);
+                let start = bin - bin % cfg.interval_ns;
                 self.time.start(start, price);
                 self.time_end = start.saturating_add(cfg.interval_ns);
             }
@@ -146,6 +156,7 @@ impl InstrumentBars {
     pub fn on_clock(&mut self, iid: u32, now: u64, out: &mut Ring<BarRec>) -> u32 {
         if self.time.open && now >= self.time_end {
             out.push(self.time.close(iid, BAR_KIND_TIME, self.time_end));
+            self.closed_until = self.time_end;
             1
         } else {
             0
@@ -199,6 +210,20 @@ mod tests {
         assert!((bar.vwap - expect).abs() < 1e-9);
         // No second close for the same bar.
         assert_eq!(b.on_clock(1, 500 * S, &mut ring), 0);
+    }
+
+    #[test]
+    fn late_trade_joins_the_next_bar_instead_of_reopening_a_closed_one() {
+        let cfg = BarConfig::default();
+        let mut ring = Ring::new(16);
+        let mut b = InstrumentBars::default();
+        b.on_trade(&cfg, 1, 600 * S, PX, 1, b'B', &mut ring);
+        assert_eq!(b.on_clock(1, 660 * S, &mut ring), 1);
+        b.on_trade(&cfg, 1, 660 * S - 1, PX, 2, b'B', &mut ring); // late by 1 ns
+        b.flush(1, &mut ring);
+        let bars: Vec<BarRec> = (0..ring.written()).map(|i| ring.get(i).unwrap()).collect();
+        assert_eq!(bars.len(), 2);
+        assert_eq!((bars[1].ts_open, bars[1].volume), (660 * S, 2));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Anomalies {
     pub duplicate_add: u64,
     pub over_cancel: u64,
     pub bad_side: u64,
+    /// Adds at UNDEF_PRICE: a resting order there would read as an empty side.
+    pub bad_price: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,7 +82,7 @@ impl Default for L3Book {
 
 impl L3Book {
     pub fn new() -> Self {
-        Self::with_capacity(4096)
+        Self::with_capacity(1024)
     }
 
     pub fn with_capacity(orders: usize) -> Self {
@@ -118,6 +120,10 @@ impl L3Book {
                 return;
             }
         };
+        if price == UNDEF_PRICE {
+            self.anomalies.bad_price += 1;
+            return;
+        }
         if let Some(&idx) = self.index.get(&order_id) {
             self.anomalies.duplicate_add += 1;
             self.remove_order(idx);
@@ -139,8 +145,9 @@ impl L3Book {
             self.remove_order(idx);
         } else {
             self.orders[idx as usize].size = o.size - size;
-            let slot = self.slot_of(idx);
-            self.store(o.is_bid).level_mut(slot).size -= size as u64;
+            if let Some(slot) = self.slot_of(idx) {
+                self.store(o.is_bid).level_mut(slot).size -= size as u64;
+            }
         }
     }
 
@@ -159,11 +166,16 @@ impl L3Book {
             self.remove_order(idx);
         } else if price != o.price || size > o.size {
             self.remove_order(idx);
-            self.insert_order(order_id, o.is_bid, price, size);
+            if price == UNDEF_PRICE {
+                self.anomalies.bad_price += 1;
+            } else {
+                self.insert_order(order_id, o.is_bid, price, size);
+            }
         } else {
             self.orders[idx as usize].size = size;
-            let slot = self.slot_of(idx);
-            self.store(o.is_bid).level_mut(slot).size -= (o.size - size) as u64;
+            if let Some(slot) = self.slot_of(idx) {
+                self.store(o.is_bid).level_mut(slot).size -= (o.size - size) as u64;
+            }
         }
     }
 
@@ -176,7 +188,8 @@ impl L3Book {
 
     /// Best-first (price, size, count) for up to `depth` levels per side.
     pub fn levels(&self, depth: usize) -> (Vec<LevelView>, Vec<LevelView>) {
-        let (mut bids, mut asks) = (Vec::with_capacity(depth), Vec::with_capacity(depth));
+        // Grows with the levels that exist, never with the requested depth.
+        let (mut bids, mut asks) = (Vec::new(), Vec::new());
         self.bids.for_each_best_first(depth, |l| bids.push(view(l)));
         self.asks.for_each_best_first(depth, |l| asks.push(view(l)));
         (bids, asks)
@@ -228,22 +241,22 @@ impl L3Book {
         }
     }
 
-    /// The order's level slot: cached, or recomputed after the store moved its slots.
+    /// The order's level slot: cached, or recomputed after the store moved its slots. The
+    /// cached slot is also checked against the order's price, so a wrapped generation
+    /// counter can never point an update at the wrong level. None only in a corrupt book.
     #[inline]
-    fn slot_of(&mut self, idx: u32) -> usize {
+    fn slot_of(&mut self, idx: u32) -> Option<usize> {
         let o = self.orders[idx as usize];
         let store = if o.is_bid { &self.bids } else { &self.asks };
         let generation = store.generation();
-        if o.generation == generation {
-            return o.slot as usize;
+        if o.generation == generation && store.level_at(o.slot as usize, o.price).is_some() {
+            return Some(o.slot as usize);
         }
-        // A live order's level always exists; `unwrap_or(0)` is unreachable in a
-        // consistent book and keeps a broken one from panicking across the FFI boundary.
-        let slot = store.find(o.price).unwrap_or(0);
+        let slot = store.find(o.price)?;
         let o = &mut self.orders[idx as usize];
         o.slot = slot as u32;
         o.generation = generation;
-        slot
+        Some(slot)
     }
 
     fn insert_order(&mut self, order_id: u64, is_bid: bool, price: i64, size: u32) {
@@ -284,6 +297,7 @@ impl L3Book {
         if o.next != NIL {
             self.orders[o.next as usize].prev = o.prev;
         }
+        let Some(slot) = slot else { return };
         let store = if o.is_bid { &mut self.bids } else { &mut self.asks };
         let level = store.level_mut(slot);
         if level.head == idx {
@@ -310,6 +324,11 @@ pub struct MboBook {
 }
 
 impl MboBook {
+    /// Forgets an open event or snapshot (the stream that carried it is gone).
+    pub fn reset_event(&mut self) {
+        self.in_event = false;
+        self.in_snapshot = false;
+    }
     /// Applies one MBO record (A/C/M/R change the book; T/F/N never do). Returns true at
     /// F_LAST, when the book may be read.
     #[inline]

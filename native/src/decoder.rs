@@ -172,6 +172,9 @@ impl StreamDecoder {
         }
         let mut count = 0u64;
         loop {
+            if self.metadata.is_some() {
+                self.check_record_lengths()?;
+            }
             let batch_start = self.unconsumed_offset();
             match self.fsm.process_batch() {
                 ProcessResult::ReadMore(_) => return Ok(count),
@@ -208,6 +211,35 @@ impl StreamDecoder {
                     let err = classify(e, offset, self.metadata.is_some());
                     return Err(self.fail(err));
                 }
+            }
+        }
+    }
+
+    /// Every DBN record is a multiple of 8 bytes long (all record structs are 8-byte
+    /// aligned). A length that is not would leave each following record misaligned, and the
+    /// state machine builds references to them, so such input is rejected before it frames
+    /// anything. Lengths shorter than the header are left to the state machine's own error.
+    fn check_record_lengths(&mut self) -> Result<(), DecodeError> {
+        let data = self.fsm.data();
+        let mut pos = 0usize;
+        let mut bad = None;
+        while pos < data.len() {
+            let len = data[pos] as usize * 4;
+            if len < 16 {
+                break;
+            }
+            if len % 8 != 0 {
+                bad = Some((pos, len));
+                break;
+            }
+            pos += len;
+        }
+        match bad {
+            None => Ok(()),
+            Some((at, len)) => {
+                let offset = self.unconsumed_offset() + at as u64;
+                let message = format!("bad record length {len}: not a multiple of 8 bytes");
+                Err(self.fail(DecodeError { kind: DecodeErrorKind::BadRecordLength, offset, message }))
             }
         }
     }
@@ -348,6 +380,20 @@ mod tests {
         assert_eq!(e.kind, DecodeErrorKind::BadRecordLength);
         assert_eq!(e.offset, second as u64);
         assert!(e.to_string().contains(&format!("byte offset {second}")));
+    }
+
+    #[test]
+    fn record_length_not_a_multiple_of_8_is_rejected_before_misaligning() {
+        let meta = metadata_bytes();
+        let mut bytes = meta.clone();
+        let mut recs = mbo_bytes(3);
+        // First record claims 13 words (52 bytes): drop 4 bytes so the stream still frames.
+        recs[0] = 13;
+        recs.drain(52..56);
+        bytes.extend(&recs);
+        let e = decode_all(&[&bytes]).unwrap_err();
+        assert_eq!((e.kind, e.offset), (DecodeErrorKind::BadRecordLength, meta.len() as u64));
+        assert!(e.message.contains("multiple of 8"));
     }
 
     #[test]

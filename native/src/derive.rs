@@ -10,16 +10,56 @@ use crate::book::{LevelView, MboBook, EMPTY_LEVEL, UNDEF_PRICE};
 use crate::decoder::{DecodeError, StreamDecoder};
 
 type Levels = ([LevelView; 10], [LevelView; 10]);
+const MAX_CHANGES: usize = 16;
 
-#[derive(Default)]
 struct Derived {
     mbo: MboBook,
     last: Option<Levels>,
-    /// Last book change of the open event: (side, price).
-    change: Option<(u8, i64)>,
+    /// The open event's most recent book changes, (side, price), newest last; fixed size so
+    /// deriving never allocates per record. Older changes of a long event are dropped.
+    changes: [(u8, i64); MAX_CHANGES],
+    n_changes: usize,
     /// Byte offsets of this event's last MBP-10 and trade records, to set F_LAST on them.
     event_mbp10: Option<usize>,
     event_trade: Option<usize>,
+}
+
+impl Default for Derived {
+    fn default() -> Self {
+        Self {
+            mbo: MboBook::default(),
+            last: None,
+            changes: [(b'N', UNDEF_PRICE); MAX_CHANGES],
+            n_changes: 0,
+            event_mbp10: None,
+            event_trade: None,
+        }
+    }
+}
+
+impl Derived {
+    fn push_change(&mut self, side: u8, price: i64) {
+        if self.n_changes == MAX_CHANGES {
+            self.changes.copy_within(1.., 0);
+            self.n_changes -= 1;
+        }
+        self.changes[self.n_changes] = (side, price);
+        self.n_changes += 1;
+    }
+
+    /// The newest change whose level is in the top 10 before or after the event.
+    fn top10_change(&self, before: Option<&Levels>, after: &Levels) -> (u8, i64) {
+        let in_top = |l: &Levels, side: u8, price: i64| {
+            let ls = if side == b'B' { &l.0 } else { &l.1 };
+            ls.iter().any(|v| v.count > 0 && v.price == price)
+        };
+        self.changes[..self.n_changes]
+            .iter()
+            .rev()
+            .find(|(side, price)| in_top(after, *side, *price) || before.is_some_and(|b| in_top(b, *side, *price)))
+            .copied()
+            .unwrap_or((b'N', UNDEF_PRICE))
+    }
 }
 
 pub struct Derivation {
@@ -105,7 +145,7 @@ fn on_mbo(d: &mut Derived, m: &MboMsg, out: &mut Derivation) {
         d.event_mbp10 = Some(encode(&mut out.mbp10, &rec));
     }
     if matches!(action, b'A' | b'C' | b'M') {
-        d.change = Some((m.side as u8, m.price));
+        d.push_change(m.side as u8, m.price);
     }
     if !d.mbo.apply(m) {
         return;
@@ -113,7 +153,7 @@ fn on_mbo(d: &mut Derived, m: &MboMsg, out: &mut Derivation) {
     // F_LAST: publish the top 10 if it changed.
     let now = levels_of(d);
     if d.last != Some(now) {
-        let (side, price) = d.change.unwrap_or((b'N', UNDEF_PRICE));
+        let (side, price) = d.top10_change(d.last.as_ref(), &now);
         let (act, depth, size) = describe(d.last.as_ref(), &now, side, price);
         let rec = mbp10(m, act, side, price, size, depth, carry | flags::LAST, &now);
         encode(&mut out.mbp10, &rec);
@@ -124,7 +164,7 @@ fn on_mbo(d: &mut Derived, m: &MboMsg, out: &mut Derivation) {
     if let Some(at) = d.event_trade {
         set_last(&mut out.trades, at);
     }
-    d.change = None;
+    d.n_changes = 0;
     d.event_mbp10 = None;
     d.event_trade = None;
 }
@@ -207,5 +247,23 @@ mod tests {
         assert_eq!(rec(2).action as u8, b'M');
         assert_eq!(rec(2).levels[0].ask_sz, 3);
         assert_eq!(rec(2).flags.raw() & flags::LAST, flags::LAST);
+    }
+
+    #[test]
+    fn describes_the_last_change_inside_the_top_10_not_a_deeper_one() {
+        let mut d = Derived::default();
+        let px = 2_400_000_000_000;
+        let tick = 100_000_000;
+        let mut out = Derivation { mbp10: Vec::new(), trades: Vec::new() };
+        for i in 0..12 {
+            on_mbo(&mut d, &mbo(b'A', b'B', i + 1, px - i as i64 * tick, 1, true), &mut out);
+        }
+        let before = out.mbp10.len();
+        // One event: cancel the best bid, then add at level 15 (outside the top 10).
+        on_mbo(&mut d, &mbo(b'C', b'B', 1, px, 1, false), &mut out);
+        on_mbo(&mut d, &mbo(b'A', b'B', 99, px - 15 * tick, 1, true), &mut out);
+        // SAFETY: a whole Mbp10Msg was appended at `before`; read_unaligned copes with alignment.
+        let rec: Mbp10Msg = unsafe { std::ptr::read_unaligned(out.mbp10[before..].as_ptr() as *const Mbp10Msg) };
+        assert_eq!((rec.action as u8, rec.price, rec.depth), (b'C', px, 0));
     }
 }

@@ -13,8 +13,9 @@
 
 pub const NIL: u32 = u32::MAX;
 const NONE: usize = usize::MAX;
-/// Ladder slots per side before falling back to the sorted store (32 MiB of levels).
-pub const MAX_SLOTS: usize = 1 << 20;
+/// Ladder slots per side before falling back to the sorted store: 2 MiB of levels, e.g.
+/// $6,553 of GC prices at 0.10. Also bounds the worst-case scan when the best level empties.
+pub const MAX_SLOTS: usize = 1 << 16;
 const MIN_MARGIN: usize = 64;
 
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +106,16 @@ impl LevelStore {
         }
     }
 
+    /// The occupied level at `slot` if it holds `price`: validates a cached slot.
+    #[inline]
+    pub fn level_at(&self, slot: usize, price: i64) -> Option<&Level> {
+        let l = match self {
+            LevelStore::Ladder(l) => l.levels.get(slot),
+            LevelStore::Sorted(s) => s.levels.get(slot),
+        }?;
+        (l.count > 0 && l.price == price).then_some(l)
+    }
+
     /// The level at `slot` just got its first order.
     #[inline]
     pub fn occupied(&mut self, slot: usize) {
@@ -156,7 +167,7 @@ pub struct Ladder {
 
 impl Ladder {
     fn new(is_bid: bool) -> Self {
-        Self { levels: Vec::with_capacity(4096), base: 0, tick: 0, best: NONE, nonempty: 0, is_bid, generation: 0 }
+        Self { levels: Vec::with_capacity(256), base: 0, tick: 0, best: NONE, nonempty: 0, is_bid, generation: 0 }
     }
 
     fn clear(&mut self) {
@@ -247,8 +258,8 @@ impl Ladder {
             return Some(());
         }
         let margin = (len as usize / 2).max(MIN_MARGIN) as i64;
-        let (lo, hi) = if idx < 0 { (idx - margin, len - 1) } else { (0, idx + margin) };
-        let new_len = usize::try_from(hi - lo + 1).ok()?;
+        let (lo, hi) = if idx < 0 { (idx.checked_sub(margin)?, len - 1) } else { (0, idx.checked_add(margin)?) };
+        let new_len = usize::try_from(hi.checked_sub(lo)?.checked_add(1)?).ok()?;
         if new_len > MAX_SLOTS {
             return None;
         }
@@ -415,6 +426,17 @@ mod tests {
         assert_eq!(prices(&s), vec![2_400_200_000_000, 2_400_100_000_000, 2_400_000_000_000, 1]);
         s.clear();
         assert!(s.is_ladder());
+    }
+
+    #[test]
+    fn extreme_prices_on_a_fine_grid_fall_back_instead_of_overflowing() {
+        for extreme in [i64::MAX, i64::MIN, i64::MIN + 100] {
+            let mut s = LevelStore::new(true);
+            occupy(&mut s, 0);
+            occupy(&mut s, 1);
+            occupy(&mut s, extreme);
+            assert_eq!(prices(&s).len(), 3);
+        }
     }
 
     #[test]

@@ -65,10 +65,16 @@ impl Instrument {
         self.last_top
     }
 
-    /// True if `src` is the best schema seen for this instrument.
+    /// True if `src` is the best trade source seen for this instrument.
     #[inline]
     fn primary(&self, src: u8) -> bool {
         self.seen & (src - 1) == 0
+    }
+
+    /// Top of book: MBO, then MBP-10, then MBP-1 (the trades schema carries no book).
+    #[inline]
+    fn top_primary(&self, src: u8) -> bool {
+        self.seen & (src - 1) & !SRC_TRADES == 0
     }
 }
 
@@ -165,6 +171,7 @@ impl State {
             a.duplicate_add += b.anomalies.duplicate_add;
             a.over_cancel += b.anomalies.over_cancel;
             a.bad_side += b.anomalies.bad_side;
+            a.bad_price += b.anomalies.bad_price;
         }
         a
     }
@@ -220,10 +227,10 @@ impl State {
                 if let Ok(m) = rec.try_get::<Mbp1Msg>() {
                     let i = self.slot(m.hd.instrument_id);
                     self.instruments[i].seen |= SRC_MBP1;
-                    if self.instruments[i].primary(SRC_MBP1) {
-                        if m.action as u8 == b'T' {
-                            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_1);
-                        }
+                    if self.instruments[i].primary(SRC_MBP1) && m.action as u8 == b'T' {
+                        self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_1);
+                    }
+                    if self.instruments[i].top_primary(SRC_MBP1) {
                         if m.flags.raw() & flags::LAST != 0 {
                             let l = &m.levels[0];
                             let top = Mbp10Book { levels: [*l; 10], valid: true }.top();
@@ -242,7 +249,7 @@ impl State {
                         self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_10);
                     }
                     let inst = &self.instruments[i];
-                    if inst.seen & SRC_MBO == 0 && m.flags.raw() & flags::LAST != 0 {
+                    if inst.top_primary(SRC_MBP10) && m.flags.raw() & flags::LAST != 0 {
                         let top = inst.mbp10.top();
                         self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_10);
                     }
@@ -335,6 +342,15 @@ impl State {
             next = next.min(inst.bars.time_end());
         }
         self.next_bar_end = next;
+    }
+
+    /// A new stream (reconnect): any event or snapshot left open by the old one is void.
+    pub fn reset_events(&mut self) {
+        for inst in self.instruments.iter_mut() {
+            if let Some(m) = inst.mbo.as_mut() {
+                m.reset_event();
+            }
+        }
     }
 
     /// Advances the bar clock (live: the wall clock). Returns bars closed.

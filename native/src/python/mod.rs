@@ -39,6 +39,10 @@ fn with_bytes<T>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> T) -> PyResult
     if !buf.is_c_contiguous() {
         return Err(PyBufferError::new_err("chunk must be a contiguous buffer of bytes"));
     }
+    if buf.len_bytes() == 0 {
+        // An empty exporter may hand out a null pointer, which from_raw_parts forbids.
+        return Ok(f(&[]));
+    }
     // SAFETY: the buffer is C-contiguous with `len_bytes` bytes at `buf_ptr`, and stays
     // valid while `buf` is held. We hold the GIL for the whole call and never release it,
     // so no Python code can resize or write the exporter while `f` reads it.
@@ -110,10 +114,21 @@ impl PyStreamDecoder {
             }
             let ts_out = self.ts_out.unwrap_or(false);
             self.inner.feed(bytes, |rec| {
+                // The encoder's dispatch asserts each record is at least its struct's size;
+                // input is untrusted, so check first instead of letting it panic.
+                let need = min_record_size(rec.header().rtype) + if ts_out { 8 } else { 0 };
+                if rec.header().record_size() < need {
+                    enc_err = Some(format!(
+                        "record of rtype 0x{:02X} is {} bytes, expected at least {need}",
+                        rec.header().rtype,
+                        rec.header().record_size()
+                    ));
+                    return;
+                }
                 let mut buf = Vec::with_capacity(256);
                 let mut enc = JsonEncoder::new(&mut buf, false, false, false);
-                // SAFETY: `ts_out` comes from this stream's metadata header, so every
-                // record really carries the appended 8-byte timestamp iff it is set.
+                // SAFETY: `ts_out` comes from this stream's metadata header, and the size
+                // check above guarantees the 8 appended bytes exist when it is set.
                 let r = unsafe { enc.encode_record_ref_ts_out(rec, ts_out) };
                 match r {
                     Ok(()) => out.push(String::from_utf8_lossy(&buf).trim_end().to_owned()),
@@ -145,6 +160,30 @@ impl PyStreamDecoder {
     #[getter]
     fn bytes_fed(&self) -> u64 {
         self.inner.bytes_fed()
+    }
+}
+
+/// The v3 struct size of each rtype the decoder passes on (unknown rtypes never reach here).
+fn min_record_size(rtype: u8) -> usize {
+    use dbn::rtype as r;
+    use std::mem::size_of;
+    match rtype {
+        r::MBO => size_of::<dbn::MboMsg>(),
+        r::MBP_0 => size_of::<dbn::TradeMsg>(),
+        r::MBP_1 => size_of::<dbn::Mbp1Msg>(),
+        r::MBP_10 => size_of::<dbn::Mbp10Msg>(),
+        r::OHLCV_DEPRECATED | r::OHLCV_1S | r::OHLCV_1M | r::OHLCV_1H | r::OHLCV_1D | r::OHLCV_EOD => size_of::<dbn::OhlcvMsg>(),
+        r::STATUS => size_of::<dbn::StatusMsg>(),
+        r::INSTRUMENT_DEF => size_of::<dbn::InstrumentDefMsg>(),
+        r::IMBALANCE => size_of::<dbn::ImbalanceMsg>(),
+        r::ERROR => size_of::<dbn::ErrorMsg>(),
+        r::SYMBOL_MAPPING => size_of::<dbn::SymbolMappingMsg>(),
+        r::SYSTEM => size_of::<dbn::SystemMsg>(),
+        r::STATISTICS => size_of::<dbn::StatMsg>(),
+        r::CMBP_1 | r::TCBBO => size_of::<dbn::Cmbp1Msg>(),
+        r::CBBO_1S | r::CBBO_1M => size_of::<dbn::CbboMsg>(),
+        r::BBO_1S | r::BBO_1M => size_of::<dbn::BboMsg>(),
+        _ => size_of::<dbn::RecordHeader>(),
     }
 }
 
@@ -275,10 +314,16 @@ impl PyPipeline {
         volume_bar_contracts: u64,
         strict: bool,
     ) -> PyResult<Self> {
-        const MAX_CAP: usize = 1 << 26;
-        for (name, v) in [("trade_capacity", trade_capacity), ("top_capacity", top_capacity), ("bar_capacity", bar_capacity)] {
-            if v == 0 || v > MAX_CAP {
-                return Err(PyValueError::new_err(format!("{name} was {v}, expected 1..={MAX_CAP}")));
+        // Rings are allocated and touched up front: bound each to 1 GiB.
+        const MAX_BYTES: usize = 1 << 30;
+        for (name, v, size) in [
+            ("trade_capacity", trade_capacity, std::mem::size_of::<TradeRec>()),
+            ("top_capacity", top_capacity, std::mem::size_of::<TopRec>()),
+            ("bar_capacity", bar_capacity, std::mem::size_of::<BarRec>()),
+        ] {
+            let max = MAX_BYTES / size;
+            if v == 0 || v > max {
+                return Err(PyValueError::new_err(format!("{name} was {v}, expected 1..={max}")));
             }
         }
         let cfg = PipelineConfig {
@@ -323,6 +368,7 @@ impl PyPipeline {
 
     fn reset_stream(&mut self) {
         self.inner.decoder.reset();
+        self.inner.state.reset_events();
     }
 
     fn advance_clock(&mut self, ts_ns: u64) -> u64 {
@@ -384,6 +430,7 @@ impl PyPipeline {
         an.set_item("duplicate_add", a.duplicate_add)?;
         an.set_item("over_cancel", a.over_cancel)?;
         an.set_item("bad_side", a.bad_side)?;
+        an.set_item("bad_price", a.bad_price)?;
         d.set_item("mbo_anomalies", an)?;
         Ok(d)
     }
@@ -467,7 +514,9 @@ fn derive_mbp10_trades<'py>(py: Python<'py>, mbo: &Bound<'py, PyAny>) -> PyResul
     Ok((PyBytes::new(py, &d.mbp10), PyBytes::new(py, &d.trades)))
 }
 
-#[pymodule(name = "_native")]
+// The safety arguments here (buffers read while held, rings written only inside calls)
+// rely on the GIL, so the module declares that it needs one, also on free-threaded builds.
+#[pymodule(name = "_native", gil_used = true)]
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("DecodeError", py.get_type::<DecodeError>())?;
