@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--volume-bars", type=int, default=0, metavar="V", help="also build bars of V contracts")
     r.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     r.add_argument("--quiet", action="store_true", help="do not print the summary")
+
+    from aurum.gateway import cli as gateway_cli
+    from aurum.sim import cli as sim_cli
+
+    gateway_cli.add_parser(sub)
+    sim_cli.add_parser(sub)
     return p
 
 
@@ -138,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "replay":
         return cmd_replay(args)
+    if args.command == "gateway":
+        from aurum.gateway import cli as gateway_cli
+
+        return gateway_cli.run(args)
+    if args.command == "sim":
+        from aurum.sim import cli as sim_cli
+
+        return sim_cli.run(args)
     return 2
 
 
