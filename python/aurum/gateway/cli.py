@@ -68,8 +68,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, action="append", required=True, metavar="FILE",
-                   help=".dbn or .dbn.zst file (DBN v1/v2/v3); repeat to merge several by time")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, action="append", metavar="FILE",
+                     help=".dbn or .dbn.zst file (DBN v1/v2/v3); repeat to merge several by time")
+    src.add_argument("--sim", metavar="SCENARIO",
+                     help="serve a simulated GC session (aurum sim scenario: quiet, trend, icebergs, "
+                          "absorption, sweeps, mixed). It is generated at start-up (MBO, MBP-10, trades "
+                          "and labels, written to --sim-dir) and paced in real time unless --speed says "
+                          "otherwise; it is not generated incrementally")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed for --sim (default 7)")
+    p.add_argument("--sim-records", type=int, default=1_000_000, metavar="N",
+                   help="approximate MBO records of the --sim session (default 1,000,000)")
+    p.add_argument("--sim-dir", type=Path, default=None, metavar="DIR",
+                   help="where --sim writes its session files and labels (default: a temporary folder)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=13000, help="TCP port (default 13000; 0 picks a free one)")
     p.add_argument("--key-file", type=Path, metavar="PATH",
@@ -95,6 +106,23 @@ def _fail(msg: str) -> int:
     return 1
 
 
+def _simulate(args: argparse.Namespace) -> list[Path]:
+    """Runs the simulator into --sim-dir (or a temporary folder) and returns its DBN files."""
+    import tempfile
+
+    from aurum.sim import run_to_files, tune_malloc
+
+    tune_malloc()
+    out_dir = args.sim_dir or Path(tempfile.mkdtemp(prefix="aurum-gateway-sim-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _, info = run_to_files(args.sim, out_dir / f"{args.sim}-seed{args.seed}.dbn.zst",
+                           seed=args.seed, records=args.sim_records)
+    paths = info["paths"]
+    print(f"{PROG}: simulated {args.sim} (seed {args.seed}) into {out_dir}; labels {paths['labels']}",
+          file=sys.stderr)
+    return [Path(paths[k]) for k in ("mbo", "mbp-10", "trades")]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the gateway until interrupted. Returns the process exit code."""
     from aurum.gateway.faults import FaultPlan, FaultSpecError
@@ -103,6 +131,13 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.sim is not None:
+        try:
+            args.data = _simulate(args)
+        except (OSError, ValueError, KeyError) as e:
+            return _fail(f"cannot simulate scenario {args.sim!r}: {e}")
+        if args.speed is None:
+            args.speed = 1.0
     missing = [p for p in args.data if not p.is_file()]
     if missing:
         return _fail(f"no such file: {missing[0]}")
