@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from aurum.cliargs import speed
+
 
 def _duration_ns(text: str) -> int:
     """'60s', '5m', '1h', '250ms' or plain seconds -> nanoseconds."""
@@ -28,15 +30,6 @@ def _duration_ns(text: str) -> int:
     return int(v * mult)
 
 
-def _speed(text: str) -> float | None:
-    from aurum.replay import parse_speed
-
-    try:
-        return parse_speed(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aurum", description="Aurum: orderflow engine for CME gold futures.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample", action="store_true",
                    help="replay the generated sample GC session (created on first use)")
     r.add_argument("--report", type=Path, help="write the summary as JSON to this file")
-    r.add_argument("--speed", type=_speed, default=None, metavar="max|realtime|Nx",
+    r.add_argument("--speed", type=speed, default=None, metavar="max|realtime|Nx",
                    help="pacing by record timestamps (default: max)")
     r.add_argument("--bar-interval", type=_duration_ns, default=60_000_000_000, metavar="DUR",
                    help="time bar length, e.g. 60s (default), 5m; 0 disables time bars")

@@ -17,30 +17,14 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from aurum.cliargs import speed
+
 PROG = "aurum gateway"
-
-
-def parse_speed(text: str) -> float | None:
-    """``max`` -> None, ``realtime`` -> 1.0, ``<N>x`` -> N (the grammar of ``aurum replay``)."""
-    t = text.strip().lower()
-    if t == "max":
-        return None
-    if t == "realtime":
-        return 1.0
-    if t.endswith("x"):
-        try:
-            v = float(t[:-1])
-        except ValueError:
-            v = math.nan
-        if v > 0 and math.isfinite(v):
-            return v
-    raise argparse.ArgumentTypeError(f"--speed was {text!r}, expected 'max', 'realtime' or a multiple like '10x'")
 
 
 def parse_time_ns(text: str) -> int:
@@ -85,7 +69,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=13000, help="TCP port (default 13000; 0 picks a free one)")
     p.add_argument("--key-file", type=Path, metavar="PATH",
                    help="API keys, one per line (also: AURUM_GATEWAY_KEYS, comma-separated)")
-    p.add_argument("--speed", type=parse_speed, default=None, metavar="max|realtime|Nx",
+    p.add_argument("--speed", type=speed, default=None, metavar="max|realtime|Nx",
                    help="pacing of the real-time part by ts_event (default max)")
     p.add_argument("--now", type=parse_time_ns, default=None, metavar="TIME",
                    help="the data time treated as 'now': history before it (start=, snapshots), "
