@@ -299,7 +299,7 @@ fn classify(e: dbn::Error, offset: u64, have_metadata: bool) -> DecodeError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use dbn::encode::{DbnMetadataEncoder, EncodeRecord};
 

@@ -195,7 +195,6 @@ fn set_last(buf: &mut [u8], at: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbn::encode::DbnMetadataEncoder;
 
     fn mbo(action: u8, side: u8, oid: u64, px: i64, sz: u32, last: bool) -> MboMsg {
         MboMsg {
@@ -215,15 +214,7 @@ mod tests {
 
     #[test]
     fn trade_event_gives_one_trade_and_mbp10_records_with_f_last_at_the_end() {
-        let meta = dbn::MetadataBuilder::new()
-            .dataset("GLBX.MDP3".to_owned())
-            .schema(Some(dbn::Schema::Mbo))
-            .start(0)
-            .stype_in(Some(dbn::SType::RawSymbol))
-            .stype_out(dbn::SType::InstrumentId)
-            .build();
-        let mut s = Vec::new();
-        DbnMetadataEncoder::new(&mut s).encode(&meta).unwrap();
+        let mut s = crate::decoder::tests::metadata_bytes();
         let px = 2_400_000_000_000;
         let mut enc = RecordEncoder::new(&mut s);
         enc.encode_record(&mbo(b'A', b'A', 1, px, 5, true)).unwrap();
