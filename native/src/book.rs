@@ -227,6 +227,23 @@ impl L3Book {
         Some(QueuePosition { side, price: o.price, size: o.size, orders_ahead: ahead, size_ahead })
     }
 
+    /// Every resting order as (order_id, side, price, size): bids then asks, best level
+    /// first, each level in queue order. This is the order of an MBO snapshot.
+    pub fn orders_in_queue_order(&self) -> Vec<(u64, u8, i64, u32)> {
+        let mut out = Vec::with_capacity(self.index.len());
+        for (store, side) in [(&self.bids, b'B'), (&self.asks, b'A')] {
+            store.for_each_best_first(usize::MAX, |level| {
+                let mut cur = level.head;
+                while cur != NIL {
+                    let o = &self.orders[cur as usize];
+                    out.push((o.id, side, o.price, o.size));
+                    cur = o.next;
+                }
+            });
+        }
+        out
+    }
+
     /// Order count per store kind, for diagnostics: true while both sides use the ladder.
     pub fn uses_ladder(&self) -> bool {
         self.bids.is_ladder() && self.asks.is_ladder()
@@ -408,6 +425,18 @@ mod tests {
         b.modify(1, b'B', PX, 10);
         assert_eq!(b.queue_position(1).unwrap().orders_ahead, 2);
         assert_eq!(b.top().bid, LevelView { price: PX, size: 20, count: 3 });
+    }
+
+    #[test]
+    fn orders_come_out_in_snapshot_order() {
+        let mut b = L3Book::new();
+        b.add(1, b'B', PX - TICK, 1);
+        b.add(2, b'B', PX, 2);
+        b.add(3, b'B', PX, 3);
+        b.add(4, b'A', PX + TICK, 4);
+        b.modify(2, b'B', PX, 5); // size up: behind order 3
+        let ids: Vec<u64> = b.orders_in_queue_order().iter().map(|o| o.0).collect();
+        assert_eq!(ids, vec![3, 2, 1, 4]);
     }
 
     #[test]

@@ -155,6 +155,10 @@ class Pipeline:
         """Top ``depth`` (price, size, order count) per side, best first: the MBP-10
         view derived from MBO. Read it at an F_LAST boundary (see ``in_event``)."""
 
+    def book_orders(self, instrument_id: int) -> list[tuple[int, int, int, int]] | None:
+        """Every resting order as (order_id, side as ord('B'|'A'), price, size): bids then asks,
+        best level first, each level in queue order (the order of an MBO snapshot)."""
+
     def in_event(self, instrument_id: int) -> bool:
         """True while an MBO event for the instrument is open (no F_LAST yet)."""
 

@@ -456,6 +456,11 @@ impl PyPipeline {
         Some((levels_tuple(&b), levels_tuple(&a)))
     }
 
+    /// Resting orders as (order_id, side, price, size), bids then asks, best first, queue order.
+    fn book_orders(&self, instrument_id: u32) -> Option<Vec<(u64, u8, i64, u32)>> {
+        Some(self.inner.state.instrument(instrument_id)?.book()?.orders_in_queue_order())
+    }
+
     fn in_event(&self, instrument_id: u32) -> bool {
         self.inner.state.instrument(instrument_id).is_some_and(|i| i.in_event())
     }

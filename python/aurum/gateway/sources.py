@@ -530,41 +530,24 @@ class FileSource:
         return self._snapshots
 
     def _build_snapshots(self) -> dict[int, bytes]:
-        from aurum.testing.reference_book import ReferenceBook
+        """Replays the MBO history before "now" through the native L3 book, then writes each
+        instrument's resting orders in queue order as a snapshot."""
+        from aurum import _native
 
         hi = min(self.now_index, len(self.lengths))
         sel = np.flatnonzero(self.rtypes[:hi] == R.RTYPE_MBO)
         if len(sel) == 0:
             return {}
-        mbo = np.frombuffer(R.gather(self.data, self.offsets[sel], self.lengths[sel]), dtype=R.MBO_DTYPE)
-        book = ReferenceBook()
-        last: dict[int, tuple[int, int, int]] = {}
-        cols = ("instrument_id", "flags", "action", "side", "order_id", "price", "size", "publisher_id", "channel_id", "sequence")
-        rec = _MboView()
-        for iid, flags, action, side, oid, px, sz, pub, chan, seq in zip(*(mbo[c].tolist() for c in cols)):
-            rec.instrument_id, rec.flags, rec.action, rec.side = iid, flags, action, side
-            rec.order_id, rec.price, rec.size = oid, px, sz
-            book.apply(rec)
-            last[iid] = (pub, chan, seq)
+        history = R.gather(self.data, self.offsets[sel], self.lengths[sel])
+        mbo = np.frombuffer(history, dtype=R.MBO_DTYPE)
+        book = _native.Pipeline(trade_capacity=2, top_capacity=2, bar_capacity=2, bar_interval_ns=0)
+        book.feed(R.metadata_header(self.dataset, schema="mbo", stype_in=None, start=0, ts_out=False))
+        book.feed(history)
         out: dict[int, bytes] = {}
-        for iid in book.instrument_ids():
-            ib = book.books[iid]
-            orders = []
-            for side in (ib.bids, ib.asks):
-                for price in side.best_prices(len(side.levels)):
-                    for o in side.levels[price].queue.values():
-                        orders.append((o.order_id, o.side, o.price, o.size))
-            pub, chan, seq = last.get(iid, (1, 0, 0))
+        for iid in book.book_ids():
+            orders = [(oid, chr(side), px, sz) for oid, side, px, sz in book.book_orders(iid) or []]
+            # Publisher, channel and sequence of the instrument's last record before "now".
+            last = np.flatnonzero(mbo["instrument_id"] == iid)[-1]
+            pub, chan, seq = (int(mbo[c][last]) for c in ("publisher_id", "channel_id", "sequence"))
             out[iid] = R.mbo_snapshot(iid, orders, ts=self._now_ts, publisher_id=pub, channel_id=chan, sequence=seq)
         return out
-
-
-class _MboView:
-    """The attributes ReferenceBook.apply reads, refilled per record (no object per record)."""
-
-    __slots__ = ("action", "flags", "instrument_id", "order_id", "price", "side", "size")
-    rtype = R.RTYPE_MBO
-
-    def __init__(self) -> None:
-        self.instrument_id = self.flags = self.action = self.side = 0
-        self.order_id = self.price = self.size = 0
