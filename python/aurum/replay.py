@@ -19,7 +19,7 @@ import numpy as np
 
 from aurum import _native
 from aurum.kernels.bar_stats import wilder_atr
-from aurum.rings import RingReader
+from aurum.rings import BAR_DTYPE, RingReader
 
 PRICE_SCALE = 1e-9
 MAX_CHUNK = 1 << 20
@@ -175,7 +175,7 @@ class Replayer:
     def _report(self, files: list[FileResult], elapsed: float) -> dict[str, Any]:
         pl = self.pipeline
         st = pl.stats()
-        bars = np.concatenate(self._bar_chunks) if self._bar_chunks else np.empty(0, self._bars_dtype())
+        bars = np.concatenate(self._bar_chunks) if self._bar_chunks else np.empty(0, BAR_DTYPE)
         ids = sorted(set(pl.book_ids()) | set(self._symbols) | {int(i) for i in np.unique(bars["instrument_id"])})
         book_top: dict[str, Any] = {}
         for iid in ids:
@@ -217,12 +217,6 @@ class Replayer:
             "elapsed_s": round(elapsed, 6),
             "records_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
         }
-
-    @staticmethod
-    def _bars_dtype() -> np.dtype:
-        from aurum.rings import BAR_DTYPE
-
-        return BAR_DTYPE
 
 
 BAR_KIND_NAMES = {0: "time", 1: "tick", 2: "volume"}
