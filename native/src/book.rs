@@ -52,11 +52,24 @@ pub struct Anomalies {
     pub bad_price: u64,
 }
 
+/// One resting order as engines see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OrderView {
+    pub price: i64,
+    pub size: u32,
+    /// The size it (re-)entered the queue with: at its add, or at the last modify that
+    /// cost it priority.
+    pub add_size: u32,
+    /// `B` or `A`.
+    pub side: u8,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Order {
     id: u64,
     price: i64,
     size: u32,
+    add_size: u32,
     /// Level slot in the side's store, valid while the store's generation is `generation`.
     slot: u32,
     generation: u32,
@@ -212,6 +225,19 @@ impl L3Book {
         (fill(&self.bids, bids_out), fill(&self.asks, asks_out))
     }
 
+    #[inline]
+    pub fn order(&self, order_id: u64) -> Option<OrderView> {
+        let &idx = self.index.get(&order_id)?;
+        let o = &self.orders[idx as usize];
+        Some(OrderView { price: o.price, size: o.size, add_size: o.add_size, side: if o.is_bid { b'B' } else { b'A' } })
+    }
+
+    /// Walks the best `depth` levels of one side, best first.
+    pub fn for_each_level(&self, is_bid: bool, depth: usize, mut f: impl FnMut(LevelView)) {
+        let store = if is_bid { &self.bids } else { &self.asks };
+        store.for_each_best_first(depth, |l| f(view(l)));
+    }
+
     pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
         let &idx = self.index.get(&order_id)?;
         let o = self.orders[idx as usize];
@@ -285,7 +311,7 @@ impl L3Book {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.orders.push(Order { id: 0, price: 0, size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid });
+                self.orders.push(Order { id: 0, price: 0, size: 0, add_size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid });
                 (self.orders.len() - 1) as u32
             }
         };
@@ -299,7 +325,7 @@ impl L3Book {
         } else {
             self.orders[old_tail as usize].next = idx;
         }
-        self.orders[idx as usize] = Order { id: order_id, price, size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
+        self.orders[idx as usize] = Order { id: order_id, price, size, add_size: size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
         self.index.insert(order_id, idx);
     }
 

@@ -6,6 +6,7 @@ pub mod book;
 pub mod levels;
 pub mod decoder;
 pub mod derive;
+pub mod engines;
 pub mod file;
 pub mod pipeline;
 pub mod ring;

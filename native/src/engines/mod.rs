@@ -1,0 +1,223 @@
+//! Microstructure engines on the record path: iceberg detection and Iceberg Memory (L3),
+//! absorption (L2), sweeps and stop runs, order flow (delta, CVD, footprint, imbalances,
+//! divergence), book pressure (queue imbalance, OFI, microprice) and capital-protection
+//! inputs. The pipeline calls them per record, inside the same chunk loop as the books; no
+//! engine calls Python or allocates per record once warm. Results land in preallocated
+//! rings and tables (`Outputs`) that Python reads as numpy views.
+//!
+//! What runs depends on the schemas seen per instrument (`status`): MBO gives every engine;
+//! MBP-10 + trades all but iceberg detection; trades alone order flow and bars.
+
+pub mod absorption;
+pub mod flow;
+pub mod iceberg;
+pub mod pressure;
+pub mod protect;
+pub mod records;
+pub mod sweep;
+pub mod table;
+pub mod zones;
+
+use dbn::MboMsg;
+
+use crate::book::{LevelView, Top, EMPTY_LEVEL};
+use crate::ring::Ring;
+
+pub use absorption::{AbsorptionConfig, AbsorptionEngine};
+pub use flow::{FlowConfig, OrderFlow};
+pub use iceberg::{IcebergConfig, IcebergDetector, IcebergTable};
+pub use pressure::{BookPressure, PressureConfig, PressureState};
+pub use protect::{ProtectConfig, Protection, RiskState};
+pub use records::*;
+pub use sweep::{SweepConfig, SweepDetector};
+pub use zones::ZoneTable;
+
+/// Levels per side sampled for depth measures (pressure, liquidity vacuum).
+pub const DEPTH: usize = 10;
+
+#[derive(Clone, Copy, Debug)]
+pub struct EngineConfig {
+    /// False: the pipeline runs decode + books + bars only (for benchmarks and replays
+    /// that need no engines).
+    pub enabled: bool,
+    pub iceberg: IcebergConfig,
+    pub absorption: AbsorptionConfig,
+    pub sweep: SweepConfig,
+    pub flow: FlowConfig,
+    pub pressure: PressureConfig,
+    pub protect: ProtectConfig,
+    /// Depth (10 levels per side) is sampled at a top-of-book change at most this often.
+    pub depth_sample_ns: u64,
+    pub iceberg_capacity: usize,
+    pub zone_capacity: usize,
+    pub sweep_capacity: usize,
+    pub flow_capacity: usize,
+    pub footprint_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            iceberg: IcebergConfig::default(),
+            absorption: AbsorptionConfig::default(),
+            sweep: SweepConfig::default(),
+            flow: FlowConfig::default(),
+            pressure: PressureConfig::default(),
+            protect: ProtectConfig::default(),
+            depth_sample_ns: 10_000_000,
+            iceberg_capacity: 1 << 16,
+            zone_capacity: 1 << 14,
+            sweep_capacity: 1 << 13,
+            flow_capacity: 1 << 12,
+            footprint_capacity: 1 << 16,
+        }
+    }
+}
+
+/// Every engine's output, shared by all instruments.
+pub struct Outputs {
+    pub icebergs: IcebergTable,
+    pub zones: ZoneTable,
+    pub sweeps: Ring<SweepRec>,
+    pub flow: Ring<FlowRec>,
+    pub footprint: Ring<FootprintCell>,
+}
+
+impl Outputs {
+    pub fn new(cfg: &EngineConfig) -> Self {
+        Self {
+            icebergs: IcebergTable::new(cfg.iceberg_capacity),
+            zones: ZoneTable::new(cfg.zone_capacity),
+            sweeps: Ring::new(cfg.sweep_capacity),
+            flow: Ring::new(cfg.flow_capacity),
+            footprint: Ring::new(cfg.footprint_capacity),
+        }
+    }
+}
+
+/// Schemas seen for an instrument (the pipeline's source bits).
+pub const SEEN_MBO: u8 = 1;
+pub const SEEN_TRADES: u8 = 2;
+pub const SEEN_MBP10: u8 = 4;
+pub const SEEN_MBP1: u8 = 8;
+
+/// Whether each engine runs for an instrument, and if not, why.
+pub fn status(seen: u8, enabled: bool) -> [(&'static str, bool, &'static str); 8] {
+    let mbo = seen & SEEN_MBO != 0;
+    let trades = seen & (SEEN_MBO | SEEN_TRADES | SEEN_MBP10 | SEEN_MBP1) != 0;
+    let depth = seen & (SEEN_MBO | SEEN_MBP10) != 0;
+    let top = seen & (SEEN_MBO | SEEN_MBP10 | SEEN_MBP1) != 0;
+    let off = "engines disabled";
+    let pick = |ok: bool, why: &'static str| if !enabled { (false, off) } else if ok { (true, "") } else { (false, why) };
+    let e = |name, (ok, why)| (name, ok, why);
+    [
+        e("iceberg", pick(mbo, "needs MBO (order ids)")),
+        e("synthetic_iceberg", pick(mbo, "needs MBO (order ids)")),
+        e("iceberg_memory", pick(mbo, "needs MBO (built from icebergs)")),
+        e("absorption", pick(depth && trades, "needs MBP-10 + trades, or MBO")),
+        e("sweeps", pick(top && trades, "needs trades with a book (MBO, or MBP-10/MBP-1 + trades)")),
+        e("orderflow", pick(trades, "needs trades")),
+        e("pressure", pick(top, "needs a book (MBO, MBP-10 or MBP-1)")),
+        e("protection", pick(top, "needs a book (MBO, MBP-10 or MBP-1)")),
+    ]
+}
+
+/// One instrument's engine state.
+pub struct InstrumentEngines {
+    pub iceberg: IcebergDetector,
+    pub absorption: AbsorptionEngine,
+    pub sweep: SweepDetector,
+    pub flow: OrderFlow,
+    pub pressure: BookPressure,
+    pub protect: Protection,
+    last_depth_ts: u64,
+    bids: [LevelView; DEPTH],
+    asks: [LevelView; DEPTH],
+}
+
+impl InstrumentEngines {
+    pub fn new(instrument_id: u32, cfg: &EngineConfig) -> Self {
+        Self {
+            iceberg: IcebergDetector::new(instrument_id, &cfg.iceberg),
+            absorption: AbsorptionEngine::new(instrument_id, &cfg.absorption),
+            sweep: SweepDetector::new(instrument_id, &cfg.sweep),
+            flow: OrderFlow::new(instrument_id, &cfg.flow),
+            pressure: BookPressure::new(instrument_id, &cfg.pressure),
+            protect: Protection::new(instrument_id, &cfg.protect),
+            last_depth_ts: 0,
+            bids: [EMPTY_LEVEL; DEPTH],
+            asks: [EMPTY_LEVEL; DEPTH],
+        }
+    }
+
+    /// Every MBO record, before the book applies it (`book` is the state before).
+    #[inline]
+    pub fn on_mbo(&mut self, cfg: &EngineConfig, m: &MboMsg, book: &crate::book::L3Book, out: &mut Outputs) {
+        self.iceberg.on_mbo(&cfg.iceberg, m, book, out);
+        if m.action as u8 == b'T' {
+            self.sweep.on_mbo_trade(&cfg.sweep, m);
+        }
+    }
+
+    /// After the book applied an MBO record carrying F_LAST.
+    #[inline]
+    pub fn on_mbo_event_end(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, out: &mut Outputs) {
+        self.iceberg.on_event_end(&cfg.iceberg, ts_event, ts_recv, out);
+        self.sweep.on_event_end(&cfg.sweep, ts_event, ts_recv, out);
+    }
+
+    /// A print from the instrument's primary trade source. `top` is the last published top
+    /// of book (before this print's event changed it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn on_trade(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, price: i64, size: u32, side: u8, rtype: u8, top: &Top, out: &mut Outputs) {
+        self.flow.on_trade(&cfg.flow, ts_event, price, size, side, out);
+        self.absorption.on_trade(&cfg.absorption, ts_event, ts_recv, price, size, side, top, out);
+        if rtype != dbn::rtype::MBO {
+            self.sweep.on_print(&cfg.sweep, ts_event, ts_recv, price, size, side, rtype, top, out);
+        }
+    }
+
+    /// A record with F_LAST (any book schema): flags for the protection engine.
+    #[inline]
+    pub fn on_last(&mut self, flags: u8, ts_recv: u64) {
+        self.protect.on_last(flags, ts_recv);
+    }
+
+    /// The top of book changed (published at F_LAST). `depth` fills 10 levels per side
+    /// into the given arrays when called; it is called at most every `depth_sample_ns`.
+    #[inline]
+    pub fn on_top(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs, depth: impl FnOnce(&mut [LevelView; DEPTH], &mut [LevelView; DEPTH])) {
+        let e = self.pressure.on_top(&cfg.pressure, ts_event, top);
+        self.flow.add_ofi(e);
+        self.protect.on_top(&cfg.protect, ts_event, ts_recv, top);
+        self.absorption.on_top(&cfg.absorption, ts_event, ts_recv, top, out);
+        if ts_event >= self.last_depth_ts.saturating_add(cfg.depth_sample_ns) {
+            self.last_depth_ts = ts_event;
+            depth(&mut self.bids, &mut self.asks);
+            self.pressure.on_depth(&cfg.pressure, &self.bids, &self.asks);
+            self.protect.on_depth(&cfg.protect, ts_event, &self.bids, &self.asks);
+        }
+    }
+
+    /// The clock moved to `now` (time bars may close).
+    #[inline]
+    pub fn on_clock(&mut self, cfg: &EngineConfig, now: u64, out: &mut Outputs) {
+        self.flow.on_clock(&cfg.flow, now, out);
+        self.sweep.on_clock(&cfg.sweep, now, out);
+    }
+
+    /// End of stream: close open bars and pending groups.
+    pub fn flush(&mut self, cfg: &EngineConfig, now: u64, out: &mut Outputs) {
+        self.flow.flush(&cfg.flow, out);
+        self.sweep.on_clock(&cfg.sweep, u64::MAX, out);
+        self.iceberg.flush(&cfg.iceberg, now, out);
+    }
+
+    /// A new stream (reconnect): open events are void; books will be rebuilt.
+    pub fn reset_events(&mut self) {
+        self.iceberg.reset_event();
+        self.sweep.reset_event();
+    }
+}
