@@ -1,5 +1,6 @@
-//! `cargo bench --bench pipeline [-- FILE]`: decode-only vs decode + books + rings on one
-//! DBN file held in memory (decompressed first), median of repeated passes.
+//! `cargo bench --bench pipeline [-- FILE]`: decode only, decode + books + rings, and the
+//! full pipeline (decode + books + every engine) on one DBN file held in memory
+//! (decompressed first), measured side by side in every pass; medians of the passes.
 //! Default file: ../shared/data/es-real/esh4-20231225.mbo.dbn.zst.
 
 use std::io::Read;
@@ -57,9 +58,13 @@ fn run(label: &str, path: &str, bytes: &[u8]) {
     let mut records = 0;
     let mut decode = Vec::new();
     let mut full = Vec::new();
-    // Steady state, as in the daemon: one long-lived pipeline; each pass is a new stream
+    let mut engines = Vec::new();
+    // Steady state, as in the daemon: long-lived pipelines; each pass is a new stream
     // (reset, as after a reconnect) whose snapshot rebuilds the book from empty.
-    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut cfg = PipelineConfig::default();
+    cfg.engines.enabled = false;
+    let mut p = Pipeline::new(cfg);
+    let mut pe = Pipeline::new(PipelineConfig::default());
     let mut d = StreamDecoder::new(false);
     for _ in 0..passes {
         d.reset();
@@ -79,7 +84,15 @@ fn run(label: &str, path: &str, bytes: &[u8]) {
             p.feed(c).unwrap();
         }
         full.push(t.elapsed().as_secs_f64());
+        pe.decoder.reset();
+        pe.state.reset_events();
+        let t = Instant::now();
+        for c in bytes.chunks(1 << 16) {
+            pe.feed(c).unwrap();
+        }
+        engines.push(t.elapsed().as_secs_f64());
     }
+    let ice = pe.state.engine_out.icebergs.rows.len();
     // The L3 book alone, on records decoded beforehand.
     let mut mbos: Vec<dbn::MboMsg> = Vec::new();
     let mut d = StreamDecoder::new(false);
@@ -109,9 +122,10 @@ fn run(label: &str, path: &str, bytes: &[u8]) {
         book_t.push(t.elapsed().as_secs_f64());
     }
     let b = median(book_t);
-    let (d, f) = (median(decode), median(full));
+    let (d, f, e) = (median(decode), median(full), median(engines));
     println!("{label}: {path}: {records} records, {passes} passes, median per pass");
     println!("decode only            {:>8.3} ms  {:>7.1} M rec/s", d * 1e3, records as f64 / d / 1e6);
     println!("decode + books + rings {:>8.3} ms  {:>7.1} M rec/s", f * 1e3, records as f64 / f / 1e6);
+    println!("full: + every engine   {:>8.3} ms  {:>7.1} M rec/s  (engines cost {:.0}% of decode + books; {ice} icebergs)", e * 1e3, records as f64 / e / 1e6, (e / f - 1.0) * 100.0);
     println!("L3 book alone          {:>8.3} ms  {:>7.1} M rec/s  ({} MBO records pre-decoded)", b * 1e3, mbos.len() as f64 / b / 1e6, mbos.len());
 }

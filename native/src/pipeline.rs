@@ -11,14 +11,16 @@ use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMa
 use rustc_hash::FxHashMap;
 
 use crate::bars::{BarConfig, InstrumentBars};
-use crate::book::{Anomalies, L3Book, MboBook, Mbp10Book, Top};
+use crate::book::{Anomalies, L3Book, LevelView, MboBook, Mbp10Book, Top, EMPTY_LEVEL};
 use crate::decoder::{DecodeError, StreamDecoder};
+use crate::engines::{EngineConfig, InstrumentEngines, Outputs, DEPTH};
 use crate::ring::{BarRec, Ring, TopRec, TradeRec};
 
-const SRC_MBO: u8 = 1;
-const SRC_TRADES: u8 = 2;
-const SRC_MBP10: u8 = 4;
-const SRC_MBP1: u8 = 8;
+// The same bits as `engines::SEEN_*`, which reports engine status from them.
+const SRC_MBO: u8 = crate::engines::SEEN_MBO;
+const SRC_TRADES: u8 = crate::engines::SEEN_TRADES;
+const SRC_MBP10: u8 = crate::engines::SEEN_MBP10;
+const SRC_MBP1: u8 = crate::engines::SEEN_MBP1;
 /// Kept ErrorMsg texts (oldest dropped): enough to explain a failure, bounded memory.
 const MAX_ERRORS_KEPT: usize = 64;
 
@@ -29,11 +31,12 @@ pub struct PipelineConfig {
     pub bar_capacity: usize,
     pub bars: BarConfig,
     pub strict: bool,
+    pub engines: EngineConfig,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false }
+        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default() }
     }
 }
 
@@ -44,11 +47,17 @@ pub struct Instrument {
     seen: u8,
     last_top: Option<Top>,
     bars: InstrumentBars,
+    pub engines: InstrumentEngines,
 }
 
 impl Instrument {
-    fn new(id: u32) -> Self {
-        Self { id, mbo: None, mbp10: Mbp10Book::default(), seen: 0, last_top: None, bars: InstrumentBars::default() }
+    fn new(id: u32, cfg: &EngineConfig) -> Self {
+        Self { id, mbo: None, mbp10: Mbp10Book::default(), seen: 0, last_top: None, bars: InstrumentBars::default(), engines: InstrumentEngines::new(id, cfg) }
+    }
+
+    /// Schemas seen for this instrument (`engines::SEEN_*` bits).
+    pub fn seen(&self) -> u8 {
+        self.seen
     }
 
     pub fn book(&self) -> Option<&L3Book> {
@@ -100,6 +109,7 @@ pub struct State {
     pub trades: Ring<TradeRec>,
     pub tops: Ring<TopRec>,
     pub bars: Ring<BarRec>,
+    pub engine_out: Outputs,
     pub counters: Counters,
     clock: u64,
     next_bar_end: u64,
@@ -133,7 +143,9 @@ impl Pipeline {
 }
 
 impl State {
-    pub fn new(cfg: PipelineConfig) -> Self {
+    pub fn new(mut cfg: PipelineConfig) -> Self {
+        // Order-flow bars are the time bars: one boundary rule, so FlowRec and BarRec line up.
+        cfg.engines.flow.interval_ns = cfg.bars.interval_ns;
         let mut counters = Counters::default();
         counters.by_rtype = vec![0; 256];
         Self {
@@ -145,10 +157,15 @@ impl State {
             trades: Ring::new(cfg.trade_capacity),
             tops: Ring::new(cfg.top_capacity),
             bars: Ring::new(cfg.bar_capacity),
+            engine_out: Outputs::new(&cfg.engines),
             counters,
             clock: 0,
             next_bar_end: u64::MAX,
         }
+    }
+
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.cfg.engines
     }
 
     pub fn clock(&self) -> u64 {
@@ -186,7 +203,7 @@ impl State {
         let i = match self.index.get(&id) {
             Some(&i) => i,
             None => {
-                self.instruments.push(Instrument::new(id));
+                self.instruments.push(Instrument::new(id, &self.cfg.engines));
                 let i = self.instruments.len() - 1;
                 self.index.insert(id, i);
                 i
@@ -232,6 +249,9 @@ impl State {
                     }
                     if self.instruments[i].top_primary(SRC_MBP1) {
                         if m.flags.raw() & flags::LAST != 0 {
+                            if self.cfg.engines.enabled {
+                                self.instruments[i].engines.on_last(m.flags.raw(), m.ts_recv);
+                            }
                             let l = &m.levels[0];
                             let top = Mbp10Book { levels: [*l; 10], valid: true }.top();
                             self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_1);
@@ -248,9 +268,12 @@ impl State {
                     if inst.primary(SRC_MBP10) && m.action as u8 == b'T' {
                         self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_10);
                     }
-                    let inst = &self.instruments[i];
+                    let inst = &mut self.instruments[i];
                     if inst.top_primary(SRC_MBP10) && m.flags.raw() & flags::LAST != 0 {
                         let top = inst.mbp10.top();
+                        if self.cfg.engines.enabled {
+                            self.instruments[i].engines.on_last(m.flags.raw(), m.ts_recv);
+                        }
                         self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_10);
                     }
                 }
@@ -285,15 +308,28 @@ impl State {
     #[inline]
     fn on_mbo(&mut self, m: &MboMsg) {
         let i = self.slot(m.hd.instrument_id);
+        let engines_on = self.cfg.engines.enabled;
         let inst = &mut self.instruments[i];
         inst.seen |= SRC_MBO;
         let mbo = inst.mbo.get_or_insert_with(MboBook::default);
-        if mbo.apply(m) {
-            let top = mbo.book.top();
-            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
+        if engines_on {
+            // Engines see the book as it was before this record (fills are judged against
+            // the displayed size they hit).
+            inst.engines.on_mbo(&self.cfg.engines, m, &mbo.book, &mut self.engine_out);
         }
         if m.action as u8 == b'T' {
+            // Before the event's F_LAST, `last_top` is still the top the aggressor hit.
             self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), m.order_id, rtype::MBO);
+        }
+        let inst = &mut self.instruments[i];
+        let Some(mbo) = inst.mbo.as_mut() else { return };
+        if mbo.apply(m) {
+            if engines_on {
+                inst.engines.on_mbo_event_end(&self.cfg.engines, m.hd.ts_event, m.ts_recv, &mut self.engine_out);
+                inst.engines.on_last(m.flags.raw(), m.ts_recv);
+            }
+            let top = mbo.book.top();
+            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
         }
     }
 
@@ -306,6 +342,10 @@ impl State {
         let closed = inst.bars.on_trade(&self.cfg.bars, inst.id, ts_event, price, size, side, &mut self.bars);
         self.counters.bars_closed += closed as u64;
         self.next_bar_end = self.next_bar_end.min(inst.bars.time_end());
+        if self.cfg.engines.enabled {
+            let top = inst.last_top.unwrap_or(EMPTY_TOP);
+            inst.engines.on_trade(&self.cfg.engines, ts_event, ts_recv, price, size, side, rt, &top, &mut self.engine_out);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -316,6 +356,12 @@ impl State {
             return;
         }
         inst.last_top = Some(top);
+        if self.cfg.engines.enabled {
+            let (mbo, mbp10) = (&inst.mbo, &inst.mbp10);
+            inst.engines.on_top(&self.cfg.engines, ts_event, ts_recv, &top, &mut self.engine_out, |bids, asks| {
+                fill_depth(rt, &top, mbo.as_ref().map(|m| &m.book), mbp10, bids, asks)
+            });
+        }
         let sat = |v: u64| v.min(u32::MAX as u64) as u32;
         self.tops.push(TopRec {
             ts_event,
@@ -340,6 +386,9 @@ impl State {
         for inst in self.instruments.iter_mut() {
             self.counters.bars_closed += inst.bars.on_clock(inst.id, now, &mut self.bars) as u64;
             next = next.min(inst.bars.time_end());
+            if self.cfg.engines.enabled {
+                inst.engines.on_clock(&self.cfg.engines, now, &mut self.engine_out);
+            }
         }
         self.next_bar_end = next;
     }
@@ -350,6 +399,7 @@ impl State {
             if let Some(m) = inst.mbo.as_mut() {
                 m.reset_event();
             }
+            inst.engines.reset_events();
         }
     }
 
@@ -370,9 +420,37 @@ impl State {
         let mut n = 0;
         for inst in self.instruments.iter_mut() {
             n += inst.bars.flush(inst.id, &mut self.bars) as u64;
+            if self.cfg.engines.enabled {
+                inst.engines.flush(&self.cfg.engines, self.clock, &mut self.engine_out);
+            }
         }
         self.counters.bars_closed += n;
         self.next_bar_end = u64::MAX;
         n
+    }
+}
+
+const EMPTY_TOP: Top = Top { bid: EMPTY_LEVEL, ask: EMPTY_LEVEL };
+
+/// Ten levels per side for the engines' depth measures, from the book that published the top.
+fn fill_depth(rt: u8, top: &Top, book: Option<&L3Book>, mbp10: &Mbp10Book, bids: &mut [LevelView; DEPTH], asks: &mut [LevelView; DEPTH]) {
+    match (rt, book) {
+        (rtype::MBO, Some(b)) => {
+            b.fill_levels(bids, asks);
+        }
+        (rtype::MBP_1, _) => {
+            // MBP-1 carries one level: depth measures see only the touch.
+            *bids = [EMPTY_LEVEL; DEPTH];
+            *asks = [EMPTY_LEVEL; DEPTH];
+            bids[0] = top.bid;
+            asks[0] = top.ask;
+        }
+        _ => {
+            for (k, l) in mbp10.levels.iter().enumerate().take(DEPTH) {
+                let side = |px: i64, sz: u32, ct: u32| if px == crate::book::UNDEF_PRICE { EMPTY_LEVEL } else { LevelView { price: px, size: sz as u64, count: ct } };
+                bids[k] = side(l.bid_px, l.bid_sz, l.bid_ct);
+                asks[k] = side(l.ask_px, l.ask_sz, l.ask_ct);
+            }
+        }
     }
 }

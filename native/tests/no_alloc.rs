@@ -1,6 +1,7 @@
 //! The record path allocates nothing in steady state: after one warm-up stream, a whole
 //! second stream's records (everything after its metadata header) go through decoder,
-//! books, rings and bars with zero heap allocations, counted by a global allocator.
+//! books, every engine, rings and bars with zero heap allocations, counted by a global
+//! allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
@@ -82,6 +83,13 @@ fn synthetic() -> Vec<u8> {
             let i = (r >> 20) as usize % live.len();
             let (id, side, px, sz) = live[i];
             match r % 3 {
+                1 if (r >> 40) % 4 == 0 => {
+                    // A native iceberg refill: filled, then modified back to its clip.
+                    let aggr = if side == b'B' { b'A' } else { b'B' };
+                    enc.encode_record(&rec(b'T', aggr, 0, px, sz, false, ts)).unwrap();
+                    enc.encode_record(&rec(b'F', side, id, px, sz, false, ts)).unwrap();
+                    enc.encode_record(&rec(b'M', side, id, px, sz, true, ts)).unwrap();
+                }
                 1 => {
                     let aggr = if side == b'B' { b'A' } else { b'B' };
                     enc.encode_record(&rec(b'T', aggr, 0, px, sz, false, ts)).unwrap();
@@ -136,6 +144,8 @@ fn allocations_in_second_pass(stream: &[u8]) -> (u64, u64) {
         p.feed(c).unwrap();
     }
     let allocs = ALLOCS.load(Ordering::SeqCst) - before;
+    // The engines ran in the measured pass (the default config enables them).
+    assert!(p.state.engine_config().enabled);
     (allocs, p.state.counters.records_total - records_before)
 }
 
@@ -146,6 +156,20 @@ fn steady_state_record_path_does_not_allocate() {
     let (allocs, records) = allocations_in_second_pass(&stream);
     assert!(records > 90_000, "{records}");
     assert_eq!(allocs, 0, "{allocs} allocations for {records} records");
+}
+
+#[test]
+fn engines_produce_output_on_the_synthetic_stream() {
+    let _serial = serial();
+    let stream = synthetic();
+    let mut p = Pipeline::new(PipelineConfig::default());
+    p.feed(&stream).unwrap();
+    p.state.flush_bars();
+    let out = &p.state.engine_out;
+    assert!(out.icebergs.rows.len() > 100, "{} icebergs", out.icebergs.rows.len());
+    assert!(!out.zones.is_empty());
+    assert!(out.flow.written() >= 4, "{} flow bars", out.flow.written());
+    assert!(out.footprint.written() > 0);
 }
 
 #[test]

@@ -48,11 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     r.add_argument("--quiet", action="store_true", help="do not print the summary")
 
+    r.add_argument("--no-engines", action="store_true",
+                   help="run decode, books and bars only (no icebergs, zones, sweeps, order flow)")
+
+    from aurum.evaluation import cli as eval_cli
     from aurum.gateway import cli as gateway_cli
     from aurum.sim import cli as sim_cli
 
     gateway_cli.add_parser(sub)
     sim_cli.add_parser(sub)
+    eval_cli.add_parser(sub)
     return p
 
 
@@ -79,6 +84,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar_interval_ns=args.bar_interval,
         tick_bar_trades=args.tick_bars,
         volume_bar_contracts=args.volume_bars,
+        engines=not args.no_engines,
     )
     replayer = Replayer(opts)
     show_progress = sys.stderr.isatty() and not args.no_progress
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from aurum.gateway import cli as gateway_cli
 
         return gateway_cli.run(args)
+    if args.command == "eval":
+        from aurum.evaluation import cli as eval_cli
+
+        return eval_cli.run(args)
     if args.command == "sim":
         from aurum.sim import cli as sim_cli
 

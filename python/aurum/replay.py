@@ -19,6 +19,9 @@ import numpy as np
 
 from aurum import _native
 from aurum.kernels.bar_stats import wilder_atr
+from aurum.engines import (
+    FLOW_DTYPE, SWEEP_DTYPE, engine_status, flow_dict, iceberg_dict, sweep_dict, table_array, zone_dict,
+)
 from aurum.rings import BAR_DTYPE, RingReader
 
 PRICE_SCALE = 1e-9
@@ -66,6 +69,10 @@ class ReplayOptions:
     tick_bar_trades: int = 0
     volume_bar_contracts: int = 0
     atr_period: int = 14
+    engines: bool = True
+    """False runs decode + books + bars only."""
+    engine_config: dict[str, Any] | None = None
+    """Engine thresholds by section (see ``aurum._native.Pipeline``); None keeps the defaults."""
 
 
 @dataclass
@@ -100,9 +107,15 @@ class Replayer:
             bar_interval_ns=o.bar_interval_ns,
             tick_bar_trades=o.tick_bar_trades,
             volume_bar_contracts=o.volume_bar_contracts,
+            engines=o.engines,
+            engine_config=o.engine_config,
         )
         self._bars = RingReader(self.pipeline, "bars")
         self._bar_chunks: list[np.ndarray] = []
+        self._sweeps = RingReader(self.pipeline, "sweeps")
+        self._sweep_chunks: list[np.ndarray] = []
+        self._flow = RingReader(self.pipeline, "flow")
+        self._flow_chunks: list[np.ndarray] = []
         self._symbols: dict[int, str] = {}
 
     def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
@@ -159,9 +172,13 @@ class Replayer:
         return anchor
 
     def _drain_bars(self) -> None:
-        batch = self._bars.poll()
-        if len(batch.records):
-            self._bar_chunks.append(batch.records.copy())
+        # Rings overwrite their oldest records: copy out after every chunk, so a long
+        # replay loses nothing (the readers count anything lost anyway).
+        for reader, chunks in ((self._bars, self._bar_chunks), (self._sweeps, self._sweep_chunks),
+                               (self._flow, self._flow_chunks)):
+            batch = reader.poll()
+            if len(batch.records):
+                chunks.append(batch.records.copy())
 
     def _collect_symbols(self, metadata: dict[str, Any] | None) -> None:
         # Historical files map symbols in the header; live sessions send SymbolMappingMsg.
@@ -211,11 +228,27 @@ class Replayer:
             "bars_lost": self._bars.lost_total,
             "bar_stats": bar_stats,
             "mbo_anomalies": st["mbo_anomalies"],
+            **self._engine_report(),
             "gateway_errors": [{"code": c, "text": t} for c, t in st["errors"]],
             "decode_errors": [f.error for f in files if f.error],
             "speed": "max" if self.options.speed is None else f"{self.options.speed:g}x",
             "elapsed_s": round(elapsed, 6),
             "records_per_s": round(total / elapsed, 1) if elapsed > 0 else None,
+        }
+
+
+    def _engine_report(self) -> dict[str, Any]:
+        pl = self.pipeline
+        sweeps = np.concatenate(self._sweep_chunks) if self._sweep_chunks else np.empty(0, SWEEP_DTYPE)
+        flow = np.concatenate(self._flow_chunks) if self._flow_chunks else np.empty(0, FLOW_DTYPE)
+        return {
+            "engines": engine_status(pl),
+            "icebergs": [iceberg_dict(r) for r in table_array(pl, "icebergs")],
+            "zones": [zone_dict(r) for r in table_array(pl, "zones")],
+            "sweeps": [sweep_dict(r) for r in sweeps],
+            "sweeps_lost": self._sweeps.lost_total,
+            "flow": [flow_dict(r) for r in flow],
+            "flow_lost": self._flow.lost_total,
         }
 
 
@@ -255,6 +288,19 @@ def print_summary(report: dict[str, Any], out: Any = sys.stdout) -> None:
         sym = report["instruments"].get(iid, iid)
         atr = next((v for k, v in s.items() if k.startswith("atr")), None)
         w(f"bars         {sym}: {s['time_bars']} time bars, ATR {atr if atr is not None else 'n/a'}\n")
+    if "icebergs" in report:
+        ice = report["icebergs"]
+        nat = sum(1 for i in ice if i["kind"] == "native")
+        zones = report["zones"]
+        w(f"engines      icebergs {nat} native + {len(ice) - nat} synthetic (experimental); "
+          f"zones {sum(1 for z in zones if z['kind'] == 'iceberg')} iceberg + "
+          f"{sum(1 for z in zones if z['kind'] == 'absorption')} absorption; "
+          f"sweeps {sum(1 for s in report['sweeps'] if s['kind'] == 'sweep')}, "
+          f"stop runs {sum(1 for s in report['sweeps'] if s['kind'] == 'stop_run')}\n")
+        for iid, eng in report["engines"].items():
+            off = [f"{k} ({v['reason']})" for k, v in eng.items() if not v["active"]]
+            if off:
+                w(f"inactive     {report['instruments'].get(iid, iid)}: {'; '.join(off)}\n")
     anomalies = {k: v for k, v in report["mbo_anomalies"].items() if v}
     if anomalies:
         w(f"book notes   {anomalies}\n")

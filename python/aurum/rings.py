@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurum import _native
+from aurum.engines import ENGINE_RING_DTYPES
 
 # Layouts mirror the #[repr(C)] structs in native/src/ring.rs; tests check the sizes.
 TRADE_DTYPE = np.dtype(
@@ -50,7 +51,7 @@ BAR_DTYPE = np.dtype(
     }
 )
 
-RING_DTYPES: dict[str, np.dtype] = {"trades": TRADE_DTYPE, "tops": TOP_DTYPE, "bars": BAR_DTYPE}
+RING_DTYPES: dict[str, np.dtype] = {"trades": TRADE_DTYPE, "tops": TOP_DTYPE, "bars": BAR_DTYPE, **ENGINE_RING_DTYPES}
 
 
 def ring_array(pipeline: _native.Pipeline, name: str) -> np.ndarray:

@@ -27,6 +27,10 @@ impl IcebergTable {
     pub fn new(capacity: usize) -> Self {
         Self { rows: Table::new(capacity), dropped: 0 }
     }
+    pub fn restore(&mut self, rows: &[IcebergRec]) -> usize {
+        self.rows.clear();
+        rows.iter().filter(|r| self.rows.push(**r).is_some()).count()
+    }
 }
 
 pub struct IcebergDetector {

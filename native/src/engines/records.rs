@@ -40,7 +40,7 @@ pub struct IcebergRec {
     pub side: u8,
     pub kind: u8,
     pub state: u8,
-    pub _pad: [u8; 1],
+    pub _pad: [u8; 5],
 }
 
 pub const ZONE_ICEBERG: u8 = 1;
@@ -164,6 +164,8 @@ pub struct FootprintCell {
     pub _pad: [u8; 7],
 }
 
+// Every record is exactly the sum of its fields (explicit `_pad`, no implicit padding), so
+// the bytes Python reads and the bytes a snapshot restores are all defined.
 const _: () = assert!(std::mem::size_of::<IcebergRec>() == 80);
 const _: () = assert!(std::mem::size_of::<ZoneRec>() == 64);
 const _: () = assert!(std::mem::size_of::<SweepRec>() == 64);

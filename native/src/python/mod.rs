@@ -18,7 +18,26 @@ use crate::book::{LevelView, UNDEF_PRICE};
 use crate::decoder::{self, StreamDecoder as CoreDecoder};
 use crate::file::DbnFileSource;
 use crate::pipeline::{Pipeline as CorePipeline, PipelineConfig};
+use crate::engines::{status, EngineConfig, FlowRec, FootprintCell, IcebergRec, SweepRec, ZoneRec};
 use crate::ring::{BarRec, TopRec, TradeRec};
+
+const RING_NAMES: &str = "'trades', 'tops', 'bars', 'sweeps', 'flow', 'footprint'";
+
+/// Rows of a `repr(C)` record type from raw bytes (a snapshot written from `table()`).
+fn rows_from_bytes<T: Copy + Default>(b: &[u8]) -> PyResult<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    if b.len() % size != 0 {
+        return Err(PyValueError::new_err(format!("snapshot rows are {} bytes, not a multiple of the {size}-byte record", b.len())));
+    }
+    let mut out = vec![T::default(); b.len() / size];
+    // SAFETY: `out` owns `b.len()` bytes of `T` storage; every engine record is a `repr(C)`
+    // struct of integers and floats with explicit padding fields, so any byte pattern is a
+    // valid value (no bools, enums or references), and the regions cannot overlap.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out.as_mut_ptr() as *mut u8, b.len()) };
+    Ok(out)
+}
+
+mod engine_conf;
 
 create_exception!(_native, DecodeError, PyValueError, "Malformed DBN input; `offset` is the byte offset.");
 
@@ -304,7 +323,8 @@ impl PyPipeline {
     #[new]
     #[pyo3(signature = (*, trade_capacity = 65536, top_capacity = 65536, bar_capacity = 16384,
                         bar_interval_ns = 60_000_000_000, tick_bar_trades = 0,
-                        volume_bar_contracts = 0, strict = false))]
+                        volume_bar_contracts = 0, strict = false, engines = true, engine_config = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         trade_capacity: usize,
         top_capacity: usize,
@@ -313,7 +333,13 @@ impl PyPipeline {
         tick_bar_trades: u32,
         volume_bar_contracts: u64,
         strict: bool,
+        engines: bool,
+        engine_config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let mut engine_cfg = EngineConfig { enabled: engines, ..Default::default() };
+        if let Some(d) = engine_config {
+            engine_conf::apply(&mut engine_cfg, d)?;
+        }
         // Rings are allocated and touched up front: bound each to 1 GiB.
         const MAX_BYTES: usize = 1 << 30;
         for (name, v, size) in [
@@ -332,6 +358,7 @@ impl PyPipeline {
             bar_capacity,
             bars: BarConfig { interval_ns: bar_interval_ns, tick_trades: tick_bar_trades, volume_contracts: volume_bar_contracts },
             strict,
+            engines: engine_cfg,
         };
         Ok(Self { inner: CorePipeline::new(cfg) })
     }
@@ -491,11 +518,15 @@ impl PyPipeline {
     fn ring(slf: Bound<'_, Self>, name: &str) -> PyResult<RingView> {
         let me = slf.borrow();
         let s = &me.inner.state;
+        let o = &s.engine_out;
         let ((ptr, len), record_size) = match name {
             "trades" => (s.trades.raw_parts(), std::mem::size_of::<TradeRec>()),
             "tops" => (s.tops.raw_parts(), std::mem::size_of::<TopRec>()),
             "bars" => (s.bars.raw_parts(), std::mem::size_of::<BarRec>()),
-            _ => return Err(PyKeyError::new_err(format!("no ring named {name:?}; expected 'trades', 'tops' or 'bars'"))),
+            "sweeps" => (o.sweeps.raw_parts(), std::mem::size_of::<SweepRec>()),
+            "flow" => (o.flow.raw_parts(), std::mem::size_of::<FlowRec>()),
+            "footprint" => (o.footprint.raw_parts(), std::mem::size_of::<FootprintCell>()),
+            _ => return Err(PyKeyError::new_err(format!("no ring named {name:?}; expected one of {RING_NAMES}"))),
         };
         drop(me);
         Ok(RingView { _owner: slf.unbind(), ptr: ptr as usize, len, record_size })
@@ -503,12 +534,48 @@ impl PyPipeline {
 
     fn ring_written(&self, name: &str) -> PyResult<u64> {
         let s = &self.inner.state;
+        let o = &s.engine_out;
         match name {
             "trades" => Ok(s.trades.written()),
             "tops" => Ok(s.tops.written()),
             "bars" => Ok(s.bars.written()),
-            _ => Err(PyKeyError::new_err(format!("no ring named {name:?}; expected 'trades', 'tops' or 'bars'"))),
+            "sweeps" => Ok(o.sweeps.written()),
+            "flow" => Ok(o.flow.written()),
+            "footprint" => Ok(o.footprint.written()),
+            _ => Err(PyKeyError::new_err(format!("no ring named {name:?}; expected one of {RING_NAMES}"))),
         }
+    }
+
+    /// The rows in use of an engine table (`icebergs` or `zones`), as a read-only buffer.
+    /// Rows are updated in place; take a new view after feeding more data.
+    fn table(slf: Bound<'_, Self>, name: &str) -> PyResult<RingView> {
+        let me = slf.borrow();
+        let o = &me.inner.state.engine_out;
+        let ((ptr, len), record_size) = match name {
+            "icebergs" => (o.icebergs.rows.raw_parts(), std::mem::size_of::<IcebergRec>()),
+            "zones" => (o.zones.rows.raw_parts(), std::mem::size_of::<ZoneRec>()),
+            _ => return Err(PyKeyError::new_err(format!("no table named {name:?}; expected 'icebergs' or 'zones'"))),
+        };
+        drop(me);
+        Ok(RingView { _owner: slf.unbind(), ptr: ptr as usize, len, record_size })
+    }
+
+    /// Per instrument: each engine's name, whether it runs, and why not.
+    fn engine_status(&self) -> std::collections::HashMap<u32, Vec<(String, bool, String)>> {
+        let s = &self.inner.state;
+        let on = s.engine_config().enabled;
+        s.instruments()
+            .map(|i| (i.id, status(i.seen(), on).iter().map(|(n, a, w)| (n.to_string(), *a, w.to_string())).collect()))
+            .collect()
+    }
+
+    /// Replaces the Iceberg Memory (iceberg and zone tables) with a snapshot: raw rows as
+    /// written by `table()` (`numpy.ndarray.tobytes()`). Returns (icebergs, zones) kept.
+    fn memory_restore(&mut self, icebergs: &Bound<'_, PyAny>, zones: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+        let ice: Vec<IcebergRec> = with_bytes(icebergs, rows_from_bytes::<IcebergRec>)??;
+        let zon: Vec<ZoneRec> = with_bytes(zones, rows_from_bytes::<ZoneRec>)??;
+        let o = &mut self.inner.state.engine_out;
+        Ok((o.icebergs.restore(&ice), o.zones.restore(&zon)))
     }
 }
 
@@ -544,6 +611,11 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TRADE_RECORD_SIZE", std::mem::size_of::<TradeRec>())?;
     m.add("TOP_RECORD_SIZE", std::mem::size_of::<TopRec>())?;
     m.add("BAR_RECORD_SIZE", std::mem::size_of::<BarRec>())?;
+    m.add("ICEBERG_RECORD_SIZE", std::mem::size_of::<IcebergRec>())?;
+    m.add("ZONE_RECORD_SIZE", std::mem::size_of::<ZoneRec>())?;
+    m.add("SWEEP_RECORD_SIZE", std::mem::size_of::<SweepRec>())?;
+    m.add("FLOW_RECORD_SIZE", std::mem::size_of::<FlowRec>())?;
+    m.add("FOOTPRINT_RECORD_SIZE", std::mem::size_of::<FootprintCell>())?;
     m.add("BAR_KIND_TIME", BAR_KIND_TIME)?;
     m.add("BAR_KIND_TICK", BAR_KIND_TICK)?;
     m.add("BAR_KIND_VOLUME", BAR_KIND_VOLUME)?;

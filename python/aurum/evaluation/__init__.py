@@ -1,0 +1,1 @@
+"""Scoring the microstructure detectors against labelled simulator sessions (``aurum eval``)."""

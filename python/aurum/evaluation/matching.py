@@ -1,0 +1,187 @@
+"""Matching detections to the simulator's ground truth, and the scores.
+
+Pure functions over plain dicts (labels from ``*.labels.jsonl``, detections as
+:mod:`aurum.engines` dicts), so the rules are easy to test and to state. ``RULES`` is printed
+with every evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+NS = 1_000_000_000
+PX = 1_000_000_000  # DBN fixed-point scale; labels carry prices in fixed point
+
+RULES = {
+    "native_iceberg": "same order id (label order_id = detected order_id)",
+    "synthetic_iceberg": "same instrument, side and price; detection life overlaps the label window +/- {hold_tol_s:g} s",
+    "absorption": ("same instrument, side and price; a signal inside the label window +/- {hold_tol_s:g} s. "
+                   "A signal at a planted iceberg's level inside its window also counts as correct "
+                   "(an iceberg holding a level under aggression is absorption); recall uses absorption labels only"),
+    "sweep": "same instrument, kind and aggressor side; |detection ts - label ts| <= {event_tol_ms:g} ms; "
+             "first or last detected price among the label's prices",
+    "stop_run": "as sweep, kind stop_run",
+}
+
+TARGETS = {
+    "native_iceberg": ("precision", 0.99, "recall", 0.99),
+    "synthetic_iceberg": ("f1", 0.8),
+    "absorption": ("f1", 0.9),
+    "sweep": ("f1", 0.9),
+    "stop_run": ("f1", 0.9),
+}
+
+
+@dataclass
+class Score:
+    kind: str
+    labels: int = 0  # complete labels (the recall denominator)
+    detections: int = 0
+    labels_found: int = 0
+    detections_correct: int = 0
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float | None:
+        return self.detections_correct / self.detections if self.detections else None
+
+    @property
+    def recall(self) -> float | None:
+        return self.labels_found / self.labels if self.labels else None
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None:
+            return None
+        return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+    def target_met(self) -> bool | None:
+        t = TARGETS.get(self.kind)
+        if t is None or not self.labels:
+            return None
+        pairs = list(zip(t[::2], t[1::2]))
+        vals = {"precision": self.precision, "recall": self.recall, "f1": self.f1}
+        return all(vals[m] is not None and vals[m] >= v for m, v in pairs)
+
+    def target_text(self) -> str:
+        t = TARGETS.get(self.kind)
+        return " ".join(f"{m}>={v:g}" for m, v in zip(t[::2], t[1::2])) if t else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        r = lambda v: None if v is None else round(v, 4)  # noqa: E731
+        return {"kind": self.kind, "labels": self.labels, "detections": self.detections,
+                "labels_found": self.labels_found, "detections_correct": self.detections_correct,
+                "precision": r(self.precision), "recall": r(self.recall), "f1": r(self.f1),
+                "target": self.target_text(), "target_met": self.target_met(), **({"notes": self.notes} if self.notes else {})}
+
+
+def _of(labels: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [lab for lab in labels if lab.get("kind") == kind]
+
+
+def _px(v: float | None) -> int | None:
+    return None if v is None else round(v * PX)
+
+
+def score_native(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[str, Any]]) -> Score:
+    s = Score("native_iceberg")
+    labs = _of(labels, "native_iceberg")
+    det = [d for d in icebergs if d["kind"] == "native"]
+    found = {d["order_id"] for d in det}
+    truth = {lab["order_id"] for lab in labs}
+    complete = [lab for lab in labs if lab.get("complete", True)]
+    s.labels, s.detections = len(complete), len(det)
+    s.labels_found = sum(1 for lab in complete if lab["order_id"] in found)
+    s.detections_correct = sum(1 for d in det if d["order_id"] in truth)
+    return s
+
+
+def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
+    return a0 <= b1 and b0 <= a1
+
+
+def score_synthetic(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[str, Any]], hold_tol_s: float) -> Score:
+    s = Score("synthetic_iceberg")
+    tol = int(hold_tol_s * NS)
+    labs = _of(labels, "synthetic_iceberg")
+    det = [d for d in icebergs if d["kind"] == "synthetic"]
+
+    def hit(lab: dict[str, Any], d: dict[str, Any]) -> bool:
+        return (d["instrument_id"] == lab["instrument_id"] and d["side"] == lab["side"]
+                and _px(d["price"]) == lab["price"]
+                and _overlaps(d["first_ts"], d["last_ts"], lab["ts_start"] - tol, lab["ts_end"] + tol))
+
+    complete = [lab for lab in labs if lab.get("complete", True)]
+    s.labels, s.detections = len(complete), len(det)
+    s.labels_found = sum(1 for lab in complete if any(hit(lab, d) for d in det))
+    s.detections_correct = sum(1 for d in det if any(hit(lab, d) for lab in labs))
+    return s
+
+
+def score_absorption(labels: Sequence[dict[str, Any]], signals: Sequence[dict[str, Any]], hold_tol_s: float) -> Score:
+    """``signals``: one dict per absorption signal (instrument_id, side, price, ts)."""
+    s = Score("absorption")
+    tol = int(hold_tol_s * NS)
+    labs = _of(labels, "absorption")
+    icebergs = _of(labels, "native_iceberg") + _of(labels, "synthetic_iceberg")
+
+    def hit(lab: dict[str, Any], d: dict[str, Any]) -> bool:
+        return (d["instrument_id"] == lab["instrument_id"] and d["side"] == lab["side"]
+                and _px(d["price"]) == lab["price"] and lab["ts_start"] - tol <= d["ts"] <= lab["ts_end"] + tol)
+
+    complete = [lab for lab in labs if lab.get("complete", True)]
+    s.labels, s.detections = len(complete), len(signals)
+    s.labels_found = sum(1 for lab in complete if any(hit(lab, d) for d in signals))
+    at_iceberg = 0
+    for d in signals:
+        if any(hit(lab, d) for lab in labs):
+            s.detections_correct += 1
+        elif any(hit(lab, d) for lab in icebergs):
+            s.detections_correct += 1
+            at_iceberg += 1
+    if at_iceberg:
+        s.notes["correct_at_planted_iceberg"] = at_iceberg
+    return s
+
+
+def score_sweeps(labels: Sequence[dict[str, Any]], sweeps: Sequence[dict[str, Any]], kind: str, event_tol_ms: float) -> Score:
+    s = Score(kind)
+    tol = int(event_tol_ms * 1_000_000)
+    labs = _of(labels, kind)
+    det = [d for d in sweeps if d["kind"] == kind]
+
+    def hit(lab: dict[str, Any], d: dict[str, Any]) -> bool:
+        if d["instrument_id"] != lab["instrument_id"] or d["side"] != lab["aggressor_side"]:
+            return False
+        dt = min(abs(d["ts_event"] - lab["ts_start"]), abs(d["ts_recv"] - lab["ts_start"]))
+        prices = set(lab["prices"])
+        return dt <= tol and (_px(d["first_px"]) in prices or _px(d["last_px"]) in prices)
+
+    complete = [lab for lab in labs if lab.get("complete", True)]
+    s.labels, s.detections = len(complete), len(det)
+    s.labels_found = sum(1 for lab in complete if any(hit(lab, d) for d in det))
+    s.detections_correct = sum(1 for d in det if any(hit(lab, d) for lab in labs))
+    return s
+
+
+def score_all(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[str, Any]],
+              absorption_signals: Sequence[dict[str, Any]], sweeps: Sequence[dict[str, Any]],
+              *, hold_tol_s: float = 5.0, event_tol_ms: float = 50.0) -> list[Score]:
+    return [
+        score_native(labels, icebergs),
+        score_synthetic(labels, icebergs, hold_tol_s),
+        score_absorption(labels, absorption_signals, hold_tol_s),
+        score_sweeps(labels, sweeps, "sweep", event_tol_ms),
+        score_sweeps(labels, sweeps, "stop_run", event_tol_ms),
+    ]
+
+
+def rules_text(hold_tol_s: float, event_tol_ms: float) -> dict[str, str]:
+    return {k: v.format(hold_tol_s=hold_tol_s, event_tol_ms=event_tol_ms) for k, v in RULES.items()}
+
+
+__all__ = ["RULES", "TARGETS", "Score", "rules_text", "score_absorption", "score_all", "score_native",
+           "score_sweeps", "score_synthetic"]

@@ -1,0 +1,148 @@
+"""The microstructure engines through the real pipeline: layouts, degradation by schema,
+the replay report, Iceberg Memory snapshots, and native icebergs on real ES data counted
+independently from the raw records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import databento_dbn
+import numpy as np
+import orjson
+import pytest
+
+from aurum import _native
+from aurum.engines import (
+    ENGINE_RING_DTYPES, TABLE_DTYPES, engine_status, iceberg_dict, table_array,
+)
+from aurum.memory import SnapshotError, load_memory, restore_memory, save_memory
+from aurum.replay import ReplayOptions, Replayer
+from aurum.rings import ring_array
+from aurum.testing.refills import count_refills
+from conftest import read_dbn_bytes
+
+ES_DAY = "esh4-20231225.mbo.dbn.zst"
+
+
+def test_numpy_layouts_match_native_records() -> None:
+    sizes = {"icebergs": _native.ICEBERG_RECORD_SIZE, "zones": _native.ZONE_RECORD_SIZE,
+             "sweeps": _native.SWEEP_RECORD_SIZE, "flow": _native.FLOW_RECORD_SIZE,
+             "footprint": _native.FOOTPRINT_RECORD_SIZE}
+    dtypes = {**TABLE_DTYPES, **ENGINE_RING_DTYPES}
+    for name, size in sizes.items():
+        assert dtypes[name].itemsize == size, name
+    pl = _native.Pipeline()
+    for name in ENGINE_RING_DTYPES:
+        assert ring_array(pl, name).dtype.itemsize == sizes[name]
+    for name in TABLE_DTYPES:
+        assert len(table_array(pl, name)) == 0
+
+
+@pytest.fixture(scope="module")
+def sim_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from aurum.sim import run_to_files
+
+    out = tmp_path_factory.mktemp("sim") / "s.dbn.zst"
+    _, summary = run_to_files("mixed", out, seed=11, records=150_000)
+    return {k: Path(v) for k, v in summary["paths"].items()}
+
+
+def _run(path: Path, **kw: object) -> _native.Pipeline:
+    pl = _native.Pipeline(**kw)  # type: ignore[arg-type]
+    f = _native.DbnFile(str(path))
+    while pl.feed_file(f):
+        pass
+    pl.finish()
+    pl.flush_bars()
+    return pl
+
+
+def test_engines_degrade_by_schema(sim_session: dict[str, Path]) -> None:
+    mbo = engine_status(_run(sim_session["mbo"]))
+    (st,) = mbo.values()
+    assert all(e["active"] for e in st.values()), st
+
+    (l2,) = engine_status(_run(sim_session["mbp-10"])).values()
+    assert not l2["iceberg"]["active"] and "MBO" in l2["iceberg"]["reason"]
+    for name in ("absorption", "sweeps", "orderflow", "pressure", "protection"):
+        assert l2[name]["active"], name
+
+    pl = _run(sim_session["trades"])
+    (l1,) = engine_status(pl).values()
+    assert l1["orderflow"]["active"]
+    for name in ("iceberg", "absorption", "sweeps", "pressure", "protection"):
+        assert not l1[name]["active"] and l1[name]["reason"], name
+    assert len(table_array(pl, "icebergs")) == 0
+
+    (off,) = engine_status(_run(sim_session["mbo"], engines=False)).values()
+    assert not any(e["active"] for e in off.values())
+
+
+def test_bad_engine_config_names_the_key() -> None:
+    with pytest.raises(ValueError, match=r"absorption\.min_volumee"):
+        _native.Pipeline(engine_config={"absorption": {"min_volumee": 5}})
+    with pytest.raises(ValueError, match="iceberg.synthetic_min_clips"):
+        _native.Pipeline(engine_config={"iceberg": {"synthetic_min_clips": "three"}})
+    with pytest.raises(ValueError, match="bogus"):
+        _native.Pipeline(engine_config={"bogus": 1})
+
+
+def test_replay_report_has_engine_sections(sim_session: dict[str, Path]) -> None:
+    rep = Replayer(ReplayOptions()).run([sim_session["mbo"]]).report
+    for key in ("icebergs", "zones", "sweeps", "engines", "flow"):
+        assert key in rep
+    labels = [orjson.loads(x) for x in sim_session["labels"].read_bytes().splitlines()[1:]]
+    native_ids = {lab["order_id"] for lab in labels if lab["kind"] == "native_iceberg"}
+    found = {i["order_id"] for i in rep["icebergs"] if i["kind"] == "native"}
+    assert native_ids and native_ids <= found
+    for ice in rep["icebergs"]:
+        assert {"order_id", "price", "side", "refills", "hidden_qty", "kind"} <= set(ice)
+        assert ice["side"] in ("B", "A") and ice["kind"] in ("native", "synthetic")
+    # Order flow bars line up with the time bars and their volumes agree.
+    bars = {(b["instrument_id"], b["ts_close"]): b for b in rep["bars"] if b["kind"] == "time"}
+    assert rep["flow"]
+    for fl in rep["flow"]:
+        b = bars[(fl["instrument_id"], fl["ts_close"])]
+        assert (fl["buy_volume"], fl["sell_volume"]) == (b["buy_volume"], b["sell_volume"])
+        assert fl["delta"] == b["buy_volume"] - b["sell_volume"]
+    assert rep["sweeps"] and {s["kind"] for s in rep["sweeps"]} <= {"sweep", "stop_run"}
+
+
+def test_iceberg_memory_snapshot_round_trip(sim_session: dict[str, Path], tmp_path: Path) -> None:
+    pl = _run(sim_session["mbo"])
+    ice = table_array(pl, "icebergs").copy()
+    zones = table_array(pl, "zones").copy()
+    assert len(ice) and len(zones)
+    snap = save_memory(pl, tmp_path / "memory.json")
+    fresh = _native.Pipeline()
+    assert load_memory(fresh, snap) == (len(ice), len(zones))
+    assert np.array_equal(table_array(fresh, "icebergs"), ice)
+    assert np.array_equal(table_array(fresh, "zones"), zones)
+    assert not list(tmp_path.glob("*.tmp"))
+
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"{not json")
+    with pytest.raises(SnapshotError, match="bad.json"):
+        load_memory(fresh, bad)
+    with pytest.raises(SnapshotError, match="format"):
+        restore_memory(fresh, {"format": "other"})
+    # A refused snapshot leaves the tables as they were.
+    assert np.array_equal(table_array(fresh, "icebergs"), ice)
+
+
+def test_every_native_refill_in_real_es_day_is_found(es_real: Path) -> None:
+    path = es_real / ES_DAY
+    dec = databento_dbn.DBNDecoder(upgrade_policy=databento_dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
+    dec.write(read_dbn_bytes(path))
+    truth = count_refills(r for r in dec.decode() if isinstance(r, databento_dbn.MBOMsg))
+    assert truth, "the ES day has native refills (12 orders, 83 refill events)"
+
+    pl = _run(path)
+    found = {int(r["order_id"]): iceberg_dict(r) for r in table_array(pl, "icebergs") if r["kind"] == 1}
+    missing = sorted(set(truth) - set(found))
+    assert not missing, f"refilled orders not detected: {missing}"
+    for oid, events in truth.items():
+        # Every refill event is an event with hidden quantity revealed.
+        assert found[oid]["events"] >= events, (oid, found[oid], events)
+        assert found[oid]["refills"] >= events
+        assert found[oid]["hidden_qty"] > 0
