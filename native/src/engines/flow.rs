@@ -71,6 +71,7 @@ impl Default for FlowConfig {
 #[derive(Clone, Copy, Debug, Default)]
 struct Cell {
     price: i64,
+    /// Buy-aggressor, sell-aggressor and no-side lots.
     ask: u64,
     bid: u64,
     none: u64,
@@ -85,13 +86,11 @@ struct Hist {
     cvd: i64,
 }
 
-pub struct OrderFlow {
-    instrument_id: u32,
-    open: bool,
+/// The open bar's accumulators (cells live in `OrderFlow::cells`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Bar {
     ts_open: u64,
     time_end: u64,
-    /// End of the last closed bar (late prints join the next bar, as in `bars.rs`).
-    closed_until: u64,
     high: i64,
     low: i64,
     close: i64,
@@ -99,10 +98,18 @@ pub struct OrderFlow {
     sell: u64,
     none: u64,
     ofi: i64,
+    session_start: bool,
+    overflow: u32,
+}
+
+pub struct OrderFlow {
+    instrument_id: u32,
+    open: bool,
+    b: Bar,
+    /// End of the last closed bar (late prints join the next bar, as in `bars.rs`).
+    closed_until: u64,
     /// OFI seen while no bar was open, for the next bar.
     pending_ofi: i64,
-    bar_session_start: bool,
-    overflow: u32,
     /// Sorted by price; only `cells[..n_cells]` is live. Allocated once.
     cells: Box<[Cell]>,
     n_cells: usize,
@@ -122,7 +129,6 @@ pub struct OrderFlow {
 fn sat_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
-
 fn sat_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -140,19 +146,9 @@ impl OrderFlow {
         Self {
             instrument_id,
             open: false,
-            ts_open: 0,
-            time_end: 0,
+            b: Bar::default(),
             closed_until: 0,
-            high: 0,
-            low: 0,
-            close: 0,
-            buy: 0,
-            sell: 0,
-            none: 0,
-            ofi: 0,
             pending_ofi: 0,
-            bar_session_start: false,
-            overflow: 0,
             cells: vec![Cell::default(); cap].into_boxed_slice(),
             n_cells: 0,
             cvd: 0,
@@ -175,20 +171,12 @@ impl OrderFlow {
 
     /// The configured tick, else the inferred one (0 until two distinct prices were seen).
     pub fn tick(&self) -> i64 {
-        if self.cfg_tick > 0 {
-            self.cfg_tick
-        } else {
-            self.inferred_tick
-        }
+        if self.cfg_tick > 0 { self.cfg_tick } else { self.inferred_tick }
     }
 
     /// End of the open bar, or `u64::MAX` when none is open (for the pipeline's clock gate).
     pub fn time_end(&self) -> u64 {
-        if self.open {
-            self.time_end
-        } else {
-            u64::MAX
-        }
+        if self.open { self.b.time_end } else { u64::MAX }
     }
 
     /// Starts a new session now: CVD and divergence history restart. The open bar (if
@@ -196,7 +184,7 @@ impl OrderFlow {
     pub fn reset_session(&mut self) {
         self.start_session();
         if self.open {
-            self.bar_session_start = true;
+            self.b.session_start = true;
         } else {
             self.session_pending = true;
         }
@@ -217,7 +205,7 @@ impl OrderFlow {
         }
         self.cfg_tick = cfg.tick;
         self.infer_tick(price);
-        if self.open && ts_event >= self.time_end {
+        if self.open && ts_event >= self.b.time_end {
             self.close_bar(cfg, out, true);
         }
         let gap_break = self.seen_print && ts_event.saturating_sub(self.last_print_ts) > cfg.session_gap_ns;
@@ -233,35 +221,27 @@ impl OrderFlow {
             let bin = ts_event.max(self.closed_until);
             let start = bin - bin % cfg.interval_ns;
             self.open = true;
-            self.ts_open = start;
-            self.time_end = start.saturating_add(cfg.interval_ns);
-            self.high = price;
-            self.low = price;
-            self.buy = 0;
-            self.sell = 0;
-            self.none = 0;
-            self.ofi = std::mem::take(&mut self.pending_ofi);
-            self.overflow = 0;
             self.n_cells = 0;
-            self.bar_session_start = false;
+            let ofi = std::mem::take(&mut self.pending_ofi);
+            self.b = Bar { ts_open: start, time_end: start.saturating_add(cfg.interval_ns), high: price, low: price, ofi, ..Bar::default() };
         }
         if new_session {
-            self.bar_session_start = true;
+            self.b.session_start = true;
         }
-        self.high = self.high.max(price);
-        self.low = self.low.min(price);
-        self.close = price;
+        self.b.high = self.b.high.max(price);
+        self.b.low = self.b.low.min(price);
+        self.b.close = price;
         let sz = size as u64;
         match side {
             b'B' => {
-                self.buy = self.buy.saturating_add(sz);
+                self.b.buy = self.b.buy.saturating_add(sz);
                 self.cvd = self.cvd.saturating_add(size as i64);
             }
             b'A' => {
-                self.sell = self.sell.saturating_add(sz);
+                self.b.sell = self.b.sell.saturating_add(sz);
                 self.cvd = self.cvd.saturating_sub(size as i64);
             }
-            _ => self.none = self.none.saturating_add(sz),
+            _ => self.b.none = self.b.none.saturating_add(sz),
         }
         self.add_cell(cfg, price, sz, side);
     }
@@ -285,7 +265,7 @@ impl OrderFlow {
                 // Honour a smaller `max_cells` than the table was built with.
                 let cap = cfg.max_cells.clamp(1, self.cells.len());
                 if live >= cap {
-                    self.overflow = self.overflow.saturating_add(1);
+                    self.b.overflow = self.b.overflow.saturating_add(1);
                     return;
                 }
                 self.cells.copy_within(i..live, i + 1);
@@ -295,25 +275,19 @@ impl OrderFlow {
             }
         };
         if let Some(c) = self.cells.get_mut(idx) {
-            match side {
-                b'B' => c.ask = c.ask.saturating_add(sz),
-                b'A' => c.bid = c.bid.saturating_add(sz),
-                _ => c.none = c.none.saturating_add(sz),
-            }
+            let slot = match side { b'B' => &mut c.ask, b'A' => &mut c.bid, _ => &mut c.none };
+            *slot = slot.saturating_add(sz);
         }
     }
 
     /// A Cont–Kukanov–Stoikov increment for the open bar (or the next, see the module doc).
     pub fn add_ofi(&mut self, e: i64) {
-        if self.open {
-            self.ofi = self.ofi.saturating_add(e);
-        } else {
-            self.pending_ofi = self.pending_ofi.saturating_add(e);
-        }
+        let acc = if self.open { &mut self.b.ofi } else { &mut self.pending_ofi };
+        *acc = acc.saturating_add(e);
     }
 
     pub fn on_clock(&mut self, cfg: &FlowConfig, now: u64, out: &mut Outputs) {
-        if self.open && now >= self.time_end {
+        if self.open && now >= self.b.time_end {
             self.close_bar(cfg, out, true);
         }
     }
@@ -328,15 +302,15 @@ impl OrderFlow {
     fn close_bar(&mut self, cfg: &FlowConfig, out: &mut Outputs, advance: bool) {
         self.open = false;
         if advance {
-            self.closed_until = self.time_end;
+            self.closed_until = self.b.time_end;
         }
         let n = self.n_cells.min(self.cells.len());
         let tick = self.tick();
-        let mut flags = if self.bar_session_start { FLOW_SESSION_START } else { 0 };
+        let mut flags = if self.b.session_start { FLOW_SESSION_START } else { 0 };
 
         let (mut buy_imb, mut sell_imb) = (0u16, 0u16);
         let (mut run_b, mut run_s, mut best_b, mut best_s) = (0u16, 0u16, 0u16, 0u16);
-        let mut poc = self.close;
+        let mut poc = self.b.close;
         let mut poc_vol = 0u64;
         let fp_start = out.footprint.written();
         for i in 0..n {
@@ -368,16 +342,8 @@ impl OrderFlow {
                 poc_vol = vol;
                 poc = c.price;
             }
-            out.footprint.push(FootprintCell {
-                bar_ts: self.ts_open,
-                price: c.price,
-                ask_volume: sat_u32(c.ask),
-                bid_volume: sat_u32(c.bid),
-                none_volume: sat_u32(c.none),
-                instrument_id: self.instrument_id,
-                imbalance: imb,
-                _pad: [0; 7],
-            });
+            let (ask_volume, bid_volume, none_volume) = (sat_u32(c.ask), sat_u32(c.bid), sat_u32(c.none));
+            out.footprint.push(FootprintCell { bar_ts: self.b.ts_open, price: c.price, ask_volume, bid_volume, none_volume, instrument_id: self.instrument_id, imbalance: imb, _pad: [0; 7] });
         }
         let stacked_min = cfg.stacked_min.max(1);
         if best_b >= stacked_min {
@@ -388,22 +354,23 @@ impl OrderFlow {
         }
         flags |= self.divergence(cfg);
 
+        let b = &self.b;
         out.flow.push(FlowRec {
-            ts_open: self.ts_open,
-            ts_close: self.time_end,
-            delta: sat_i64(self.buy).saturating_sub(sat_i64(self.sell)),
+            ts_open: b.ts_open,
+            ts_close: b.time_end,
+            delta: sat_i64(b.buy).saturating_sub(sat_i64(b.sell)),
             cvd: self.cvd,
-            buy_volume: self.buy,
-            sell_volume: self.sell,
-            none_volume: self.none,
-            ofi: self.ofi,
-            high: self.high,
-            low: self.low,
-            close: self.close,
+            buy_volume: b.buy,
+            sell_volume: b.sell,
+            none_volume: b.none,
+            ofi: b.ofi,
+            high: b.high,
+            low: b.low,
+            close: b.close,
             poc,
             fp_start,
             fp_len: n as u32,
-            fp_overflow: self.overflow,
+            fp_overflow: b.overflow,
             instrument_id: self.instrument_id,
             flags,
             buy_imbalances: buy_imb,
@@ -411,16 +378,12 @@ impl OrderFlow {
             stacked_buy: best_b,
             stacked_sell: best_s,
         });
-        self.ofi = 0;
+        self.b.ofi = 0;
         self.n_cells = 0;
     }
 
     fn cell_at(&self, i: usize, n: usize) -> Option<Cell> {
-        if i < n {
-            self.cells.get(i).copied()
-        } else {
-            None
-        }
+        if i < n { self.cells.get(i).copied() } else { None }
     }
 
     /// Tests this bar against the previous N bars of the session, then records it.
@@ -442,15 +405,15 @@ impl OrderFlow {
                     min_c = min_c.min(h.cvd);
                 }
             }
-            if self.high > max_h && self.cvd <= max_c {
+            if self.b.high > max_h && self.cvd <= max_c {
                 flags |= FLOW_DIVERGENCE_BEAR;
             }
-            if self.low < min_l && self.cvd >= min_c {
+            if self.b.low < min_l && self.cvd >= min_c {
                 flags |= FLOW_DIVERGENCE_BULL;
             }
         }
         if let Some(h) = self.hist.get_mut(self.hist_pos % MAX_DIVERGENCE_BARS) {
-            *h = Hist { high: self.high, low: self.low, cvd: self.cvd };
+            *h = Hist { high: self.b.high, low: self.b.low, cvd: self.cvd };
         }
         self.hist_pos = (self.hist_pos + 1) % MAX_DIVERGENCE_BARS;
         self.hist_len = (self.hist_len + 1).min(MAX_DIVERGENCE_BARS);
