@@ -403,6 +403,13 @@ impl State {
         }
     }
 
+    /// Starts a new order-flow session (CVD reset) for every instrument.
+    pub fn reset_sessions(&mut self) {
+        for inst in self.instruments.iter_mut() {
+            inst.engines.flow.reset_session();
+        }
+    }
+
     /// Advances the bar clock (live: the wall clock). Returns bars closed.
     pub fn advance_clock(&mut self, now: u64) -> u64 {
         let before = self.counters.bars_closed;

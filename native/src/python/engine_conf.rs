@@ -6,7 +6,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::engines::EngineConfig;
+use crate::engines::{EngineConfig, PressureState, RiskState};
 
 /// Sets the listed fields of `$target` from dict `$d`; anything else is an error.
 macro_rules! set_fields {
@@ -59,21 +59,61 @@ pub fn apply(cfg: &mut EngineConfig, d: &Bound<'_, PyDict>) -> PyResult<()> {
             "flow" => {
                 let s = section(&v, &key)?;
                 let c = &mut cfg.flow;
-                set_fields!(s, "flow.", c, [interval_ns]);
+                set_fields!(s, "flow.", c, [enabled, tick, max_cells, imbalance_ratio, imbalance_min_volume, stacked_min, divergence_bars, session_gap_ns]);
             }
             "pressure" => {
                 let s = section(&v, &key)?;
-                let _c = &mut cfg.pressure;
-                set_fields!(s, "pressure.", _c, []);
+                let c = &mut cfg.pressure;
+                set_fields!(s, "pressure.", c, [ofi_half_life_ns, depth_decay]);
             }
             "protect" => {
                 let s = section(&v, &key)?;
-                let _c = &mut cfg.protect;
-                set_fields!(s, "protect.", _c, []);
+                let c = &mut cfg.protect;
+                set_fields!(s, "protect.", c, [spread_mult, max_spread, spread_alpha, vacuum_frac, depth_alpha, min_samples, stale_ns]);
             }
             _ => top.set_item(k, v)?,
         }
     }
     set_fields!(top, "", cfg, [enabled, depth_sample_ns, iceberg_capacity, zone_capacity, sweep_capacity, flow_capacity, footprint_capacity]);
     Ok(())
+}
+
+pub fn pressure_dict<'py>(py: Python<'py>, p: &PressureState) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("imbalance", p.imbalance)?;
+    d.set_item("depth_imbalance", p.depth_imbalance)?;
+    d.set_item("ofi_total", p.ofi_total)?;
+    d.set_item("ofi_decayed", p.ofi_decayed)?;
+    d.set_item("microprice", p.microprice)?;
+    d.set_item("mid", p.mid)?;
+    d.set_item("spread", p.spread)?;
+    d.set_item("bid_depth", p.bid_depth)?;
+    d.set_item("ask_depth", p.ask_depth)?;
+    d.set_item("updates", p.updates)?;
+    d.set_item("last_ts", p.last_ts)?;
+    Ok(d)
+}
+
+pub fn risk_dict<'py>(py: Python<'py>, r: &RiskState) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("spread_blowout", r.spread_blowout)?;
+    d.set_item("liquidity_vacuum", r.liquidity_vacuum)?;
+    d.set_item("crossed", r.crossed)?;
+    d.set_item("locked", r.locked)?;
+    d.set_item("maybe_bad_book", r.maybe_bad_book)?;
+    d.set_item("stale", r.stale)?;
+    d.set_item("flags", r.flags)?;
+    d.set_item("spread_blowouts", r.spread_blowouts)?;
+    d.set_item("liquidity_vacuums", r.liquidity_vacuums)?;
+    d.set_item("crossed_count", r.crossed_count)?;
+    d.set_item("locked_count", r.locked_count)?;
+    d.set_item("maybe_bad_book_count", r.maybe_bad_book_count)?;
+    d.set_item("maybe_bad_book_records", r.maybe_bad_book_records)?;
+    d.set_item("stale_count", r.stale_count)?;
+    d.set_item("spread", r.spread)?;
+    d.set_item("spread_ema", r.spread_ema)?;
+    d.set_item("depth", r.depth)?;
+    d.set_item("depth_ema", r.depth_ema)?;
+    d.set_item("last_ts_recv", r.last_ts_recv)?;
+    Ok(d)
 }

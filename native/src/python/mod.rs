@@ -569,6 +569,30 @@ impl PyPipeline {
             .collect()
     }
 
+    /// Book pressure of an instrument: queue and depth imbalance, OFI, microprice.
+    fn pressure<'py>(&self, py: Python<'py>, instrument_id: u32) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(inst) = self.inner.state.instrument(instrument_id) else { return Ok(None) };
+        engine_conf::pressure_dict(py, &inst.engines.pressure.state()).map(Some)
+    }
+
+    /// Capital-protection inputs of an instrument at wall time `now_ns` (0: skip staleness).
+    #[pyo3(signature = (instrument_id, now_ns = 0))]
+    fn risk<'py>(&self, py: Python<'py>, instrument_id: u32, now_ns: u64) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let s = &self.inner.state;
+        let Some(inst) = s.instrument(instrument_id) else { return Ok(None) };
+        engine_conf::risk_dict(py, &inst.engines.protect.state(&s.engine_config().protect, now_ns)).map(Some)
+    }
+
+    /// Session cumulative delta of an instrument (order flow), or None if unseen.
+    fn cvd(&self, instrument_id: u32) -> Option<i64> {
+        Some(self.inner.state.instrument(instrument_id)?.engines.flow.cvd())
+    }
+
+    /// Starts a new order-flow session for every instrument (CVD back to 0).
+    fn reset_session(&mut self) {
+        self.inner.state.reset_sessions();
+    }
+
     /// Replaces the Iceberg Memory (iceberg and zone tables) with a snapshot: raw rows as
     /// written by `table()` (`numpy.ndarray.tobytes()`). Returns (icebergs, zones) kept.
     fn memory_restore(&mut self, icebergs: &Bound<'_, PyAny>, zones: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
