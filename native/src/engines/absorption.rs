@@ -1,30 +1,589 @@
-//! STUB: absorption zones. To be implemented.
+//! Absorption zones: the causal rule of `microstructure.md` §2 plus its depth refinement.
+//!
+//! Sell absorption at bid L, checked at each print time t over (t − W, t]: (1) seller volume
+//! at L ≥ V_min, (2) nothing traded below L (any side), (3) the best bid at t is L. Buy
+//! absorption at the ask is the mirror image. One signal per (side, L) until price trades
+//! through L or `rearm_ns` passes. Each signal upserts a `ZONE_ABSORPTION` row:
+//! - `count` signals at L; `volume` = aggressor volume at L in the window of the latest
+//!   absorbed print (a print at L for which (1)–(3) hold; refreshed while the zone is active);
+//! - `hidden_qty` = replenishment = Σ aggressor volume at L − (depth at L when the window's
+//!   first print at L arrived − depth at L now), clamped ≥ 0;
+//! - `strength` = min(1, volume / 2·V_min) · (0.5 + 0.5 · min(1, replenishment / volume)):
+//!   half from size, half from how much of it was refilled rather than eaten out of the queue;
+//! - `state`: ACTIVE; BROKEN when a print goes through L while active; HELD when W passes
+//!   after the last absorbed print with no break, or the best price moves away from L
+//!   (bid zone: best bid above L; ask zone: best ask below L). HELD/BROKEN are final for that
+//!   signal; a later signal at L makes the row ACTIVE again.
+//!
+//! Time is `ts_event` (the window is about the match engine's clock); rows are stamped with
+//! `ts_recv`. Depth is the top level's size from the top the pipeline hands over; within one
+//! event that top is stale, so prints at the best price since the last `on_top` are
+//! subtracted to estimate it, and the first `on_top` after an absorbed print replaces the
+//! estimate with the published depth.
 
+use rustc_hash::FxHashMap;
+
+use super::records::{ZONE_ABSORPTION, ZONE_ACTIVE, ZONE_BROKEN, ZONE_HELD};
 use super::Outputs;
-use crate::book::Top;
+use crate::book::{LevelView, Top, UNDEF_PRICE};
 
 #[derive(Clone, Copy, Debug)]
 pub struct AbsorptionConfig {
     pub enabled: bool,
+    /// W: the look-back window. 30 s as in the reference: long enough for a defended GC level
+    /// to soak up several aggressive clips, short enough to stay one episode.
+    pub window_ns: u64,
+    /// V_min in lots. The reference's 200 is for ES; GC trades roughly a fifth of ES's
+    /// contracts with a thinner top of book, so 150 lots at one price in 30 s is already
+    /// several times a typical GC top-level size.
+    pub min_volume: u64,
+    /// A (side, L) that signalled stays quiet this long unless price trades through L (5 min).
+    pub rearm_ns: u64,
+    /// Prints kept per side in the window; beyond it the oldest leaves early (counted).
+    pub window_capacity: usize,
 }
 
 impl Default for AbsorptionConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, window_ns: 30_000_000_000, min_volume: 150, rearm_ns: 300_000_000_000, window_capacity: 4096 }
+    }
+}
+
+/// Losses of precision, never errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AbsorptionCounters {
+    /// Prints that left a full window before W elapsed.
+    pub early_evictions: u64,
+    /// Entries dropped from a full extreme (min/max) deque; condition (2) may then pass wrongly.
+    pub extreme_evictions: u64,
+    /// Prints at a new price while the per-price map was full: not summed.
+    pub untracked_prints: u64,
+    /// Active zones pushed out of a full slot array (marked HELD).
+    pub slot_evictions: u64,
+}
+
+/// Distinct prices summed per side. The map reserves twice this, so hashbrown's in-place
+/// rehash (used when tombstones fill it) never needs to allocate.
+const MAX_PRICES: usize = 256;
+/// Zones tracked per side (active, or disarmed until re-arm).
+const SLOTS: usize = 8;
+
+/// A fixed-capacity FIFO over a preallocated buffer.
+struct Fifo<T: Copy + Default> {
+    buf: Box<[T]>,
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> Fifo<T> {
+    fn new(cap: usize) -> Self {
+        Self { buf: vec![T::default(); cap.max(1)].into_boxed_slice(), head: 0, len: 0 }
+    }
+    fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+    fn at(&self, i: usize) -> Option<T> {
+        (i < self.len).then(|| self.buf[(self.head + i) % self.buf.len()])
+    }
+    fn front(&self) -> Option<T> {
+        self.at(0)
+    }
+    fn back(&self) -> Option<T> {
+        self.len.checked_sub(1).and_then(|i| self.at(i))
+    }
+    fn push_back(&mut self, v: T) {
+        if !self.is_full() {
+            let i = (self.head + self.len) % self.buf.len();
+            self.buf[i] = v;
+            self.len += 1;
+        }
+    }
+    fn pop_front(&mut self) -> Option<T> {
+        let v = self.front()?;
+        self.head = (self.head + 1) % self.buf.len();
+        self.len -= 1;
+        Some(v)
+    }
+    fn pop_back(&mut self) -> Option<T> {
+        let v = self.back()?;
+        self.len -= 1;
+        Some(v)
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Print {
+    ts: u64,
+    price: i64,
+    size: u32,
+    /// Whether `size` went into the per-price sums (not when the map was full).
+    tracked: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    ts: u64,
+    price: i64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct LevelSum {
+    volume: u64,
+    depth_start: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    price: i64,
+    signal_ts: u64,
+    last_abs_ts: u64,
+    /// Window figures at the last absorbed print, to redo replenishment at the next `on_top`.
+    abs_volume: u64,
+    depth_start: u64,
+    pending_depth: bool,
+    used: bool,
+    active: bool,
+}
+
+/// One resting side: bids absorbing sellers, or asks absorbing buyers.
+struct Side {
+    is_bid: bool,
+    prints: Fifo<Print>,
+    sums: FxHashMap<i64, LevelSum>,
+    /// Monotonic deque of all print prices: its front is the window's lowest (bid side) or
+    /// highest (ask side) price, which is all condition (2) needs.
+    extreme: Fifo<Mark>,
+    slots: [Slot; SLOTS],
+    /// Aggressor volume printed at `since_px` since the last published top: the top handed to
+    /// `on_trade` does not yet show it.
+    since_px: i64,
+    since_vol: u64,
+}
+
+fn replenishment(volume: u64, depth_start: u64, depth_now: u64) -> u64 {
+    (volume as i128 - depth_start as i128 + depth_now as i128).clamp(0, u64::MAX as i128) as u64
+}
+
+fn strength(volume: u64, repl: u64, min_volume: u64) -> f64 {
+    if volume == 0 {
+        return 0.0;
+    }
+    let size = (volume as f64 / (2.0 * min_volume.max(1) as f64)).min(1.0);
+    size * (0.5 + 0.5 * (repl as f64 / volume as f64).min(1.0))
+}
+
+impl Side {
+    fn new(is_bid: bool, cap: usize) -> Self {
+        let mut sums = FxHashMap::default();
+        sums.reserve(2 * MAX_PRICES);
+        Self { is_bid, prints: Fifo::new(cap), sums, extreme: Fifo::new(cap), slots: [Slot::default(); SLOTS], since_px: UNDEF_PRICE, since_vol: 0 }
+    }
+    fn resting(&self) -> u8 {
+        if self.is_bid { b'B' } else { b'A' }
+    }
+    fn aggressor(&self) -> u8 {
+        if self.is_bid { b'A' } else { b'B' }
+    }
+    fn best(&self, top: &Top) -> LevelView {
+        if self.is_bid { top.bid } else { top.ask }
+    }
+    /// `p` is on the far side of `l` from the resting orders (a print through the level).
+    fn beyond(&self, p: i64, l: i64) -> bool {
+        if self.is_bid { p < l } else { p > l }
+    }
+    /// Estimated resting size at `l` right now (see the module note on stale tops).
+    fn depth(&self, top: &Top, l: i64) -> u64 {
+        let b = self.best(top);
+        if b.price != l {
+            return 0;
+        }
+        let seen = if self.since_px == l { self.since_vol } else { 0 };
+        b.size.saturating_sub(seen)
+    }
+
+    fn unsum(&mut self, p: Print) {
+        if !p.tracked {
+            return;
+        }
+        if let Some(s) = self.sums.get_mut(&p.price) {
+            s.volume = s.volume.saturating_sub(p.size as u64);
+            if s.volume == 0 {
+                self.sums.remove(&p.price);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: u64, w: u64) {
+        while let Some(p) = self.prints.front() {
+            if p.ts.saturating_add(w) > now {
+                break;
+            }
+            self.prints.pop_front();
+            self.unsum(p);
+        }
+        while let Some(m) = self.extreme.front() {
+            if m.ts.saturating_add(w) > now {
+                break;
+            }
+            self.extreme.pop_front();
+        }
+    }
+
+    fn push_extreme(&mut self, ts: u64, price: i64, c: &mut AbsorptionCounters) {
+        while let Some(m) = self.extreme.back() {
+            let dominated = if self.is_bid { m.price >= price } else { m.price <= price };
+            if !dominated {
+                break;
+            }
+            self.extreme.pop_back();
+        }
+        if self.extreme.is_full() {
+            self.extreme.pop_front();
+            c.extreme_evictions += 1;
+        }
+        self.extreme.push_back(Mark { ts, price });
+    }
+
+    fn add_print(&mut self, ts: u64, price: i64, size: u32, depth_start: u64, c: &mut AbsorptionCounters) {
+        if self.prints.is_full() {
+            if let Some(old) = self.prints.pop_front() {
+                self.unsum(old);
+            }
+            c.early_evictions += 1;
+        }
+        let mut tracked = false;
+        if size > 0 {
+            if let Some(s) = self.sums.get_mut(&price) {
+                s.volume = s.volume.saturating_add(size as u64);
+                tracked = true;
+            } else if self.sums.len() < MAX_PRICES {
+                self.sums.insert(price, LevelSum { volume: size as u64, depth_start });
+                tracked = true;
+            } else {
+                c.untracked_prints += 1;
+            }
+        }
+        self.prints.push_back(Print { ts, price, size, tracked });
+    }
+
+    fn set_state(&self, iid: u32, l: i64, state: u8, ts_recv: u64, out: &mut Outputs) {
+        if let Some(z) = out.zones.get_mut(iid, ZONE_ABSORPTION, self.resting(), l) {
+            z.state = state;
+            z.last_ts = ts_recv;
+        }
+    }
+
+    /// Time and price-moved-away checks; frees disarmed slots whose re-arm period is over.
+    fn maintain(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, best_px: i64, ts_recv: u64, out: &mut Outputs) {
+        for i in 0..SLOTS {
+            let s = self.slots[i];
+            if !s.used {
+                continue;
+            }
+            if s.active {
+                let away = best_px != UNDEF_PRICE && self.beyond(s.price, best_px);
+                if away || t >= s.last_abs_ts.saturating_add(cfg.window_ns) {
+                    self.slots[i].active = false;
+                    self.set_state(iid, s.price, ZONE_HELD, ts_recv, out);
+                }
+            } else if t >= s.signal_ts.saturating_add(cfg.rearm_ns) {
+                self.slots[i].used = false;
+            }
+        }
+    }
+
+    fn trade_through(&mut self, iid: u32, price: i64, ts_recv: u64, out: &mut Outputs) {
+        for i in 0..SLOTS {
+            let s = self.slots[i];
+            if s.used && self.beyond(price, s.price) {
+                if s.active {
+                    self.set_state(iid, s.price, ZONE_BROKEN, ts_recv, out);
+                }
+                self.slots[i].used = false;
+            }
+        }
+    }
+
+    fn take_slot(&mut self, iid: u32, ts_recv: u64, out: &mut Outputs, c: &mut AbsorptionCounters) -> usize {
+        if let Some(i) = self.slots.iter().position(|s| !s.used) {
+            return i;
+        }
+        let oldest = |active: bool| (0..SLOTS).filter(|&i| self.slots[i].active == active).min_by_key(|&i| self.slots[i].signal_ts);
+        if let Some(i) = oldest(false) {
+            return i;
+        }
+        let i = oldest(true).unwrap_or(0);
+        // Evicting an active zone: it had not broken while watched, so HELD is the fair label.
+        self.set_state(iid, self.slots[i].price, ZONE_HELD, ts_recv, out);
+        c.slot_evictions += 1;
+        i
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_trade(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, price: i64, size: u32, side: u8, top: &Top, out: &mut Outputs, c: &mut AbsorptionCounters) {
+        self.expire(t, cfg.window_ns);
+        // Held checks first: a zone whose window already ran out held, whatever comes next.
+        self.maintain(cfg, iid, t, self.best(top).price, ts_recv, out);
+        self.trade_through(iid, price, ts_recv, out);
+        self.push_extreme(t, price, c);
+        if side != self.aggressor() || size == 0 {
+            return;
+        }
+        let depth_before = self.depth(top, price);
+        if self.best(top).price == price {
+            if self.since_px != price {
+                self.since_px = price;
+                self.since_vol = 0;
+            }
+            self.since_vol = self.since_vol.saturating_add(size as u64);
+        }
+        self.add_print(t, price, size, depth_before, c);
+
+        let l = price;
+        let Some(sum) = self.sums.get(&l).copied() else { return };
+        let nothing_beyond = self.extreme.front().is_none_or(|m| !self.beyond(m.price, l));
+        if self.best(top).price != l || !nothing_beyond || sum.volume < cfg.min_volume {
+            return;
+        }
+        let found = self.slots.iter().position(|s| s.used && s.price == l);
+        let (i, signal) = match found {
+            Some(i) if self.slots[i].active => (i, t >= self.slots[i].signal_ts.saturating_add(cfg.rearm_ns)),
+            // Disarmed (held, re-arm not yet due: `maintain` frees it once due).
+            Some(_) => return,
+            None => (self.take_slot(iid, ts_recv, out, c), true),
+        };
+        let s = &mut self.slots[i];
+        if signal {
+            *s = Slot { price: l, signal_ts: t, used: true, active: true, ..Slot::default() };
+        }
+        s.last_abs_ts = t;
+        s.abs_volume = sum.volume;
+        s.depth_start = sum.depth_start;
+        s.pending_depth = true;
+        let repl = replenishment(sum.volume, sum.depth_start, self.depth(top, l));
+        let resting = self.resting();
+        if let Some(z) = out.zones.upsert(iid, ZONE_ABSORPTION, resting, l, ts_recv) {
+            if signal {
+                z.count = z.count.saturating_add(1);
+            }
+            z.volume = sum.volume;
+            z.hidden_qty = repl;
+            z.strength = strength(sum.volume, repl, cfg.min_volume);
+            z.state = ZONE_ACTIVE;
+            z.last_ts = ts_recv;
+        }
+    }
+
+    fn on_top(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
+        self.since_px = UNDEF_PRICE;
+        self.since_vol = 0;
+        for i in 0..SLOTS {
+            let s = self.slots[i];
+            if !(s.used && s.active && s.pending_depth) {
+                continue;
+            }
+            self.slots[i].pending_depth = false;
+            let repl = replenishment(s.abs_volume, s.depth_start, self.depth(top, s.price));
+            if let Some(z) = out.zones.get_mut(iid, ZONE_ABSORPTION, self.resting(), s.price) {
+                z.hidden_qty = repl;
+                z.strength = strength(s.abs_volume, repl, cfg.min_volume);
+            }
+        }
+        self.maintain(cfg, iid, t, self.best(top).price, ts_recv, out);
     }
 }
 
 pub struct AbsorptionEngine {
     instrument_id: u32,
+    bid: Side,
+    ask: Side,
+    pub counters: AbsorptionCounters,
 }
 
 impl AbsorptionEngine {
-    pub fn new(instrument_id: u32, _cfg: &AbsorptionConfig) -> Self {
-        Self { instrument_id }
+    pub fn new(instrument_id: u32, cfg: &AbsorptionConfig) -> Self {
+        let cap = if cfg.enabled { cfg.window_capacity } else { 1 };
+        Self { instrument_id, bid: Side::new(true, cap), ask: Side::new(false, cap), counters: AbsorptionCounters::default() }
     }
+
     #[allow(clippy::too_many_arguments)]
-    pub fn on_trade(&mut self, _cfg: &AbsorptionConfig, _ts_event: u64, _ts_recv: u64, _price: i64, _size: u32, _side: u8, _top: &Top, _out: &mut Outputs) {
-        let _ = self.instrument_id;
+    pub fn on_trade(&mut self, cfg: &AbsorptionConfig, ts_event: u64, ts_recv: u64, price: i64, size: u32, side: u8, top: &Top, out: &mut Outputs) {
+        if !cfg.enabled || price == UNDEF_PRICE {
+            return;
+        }
+        let iid = self.instrument_id;
+        self.bid.on_trade(cfg, iid, ts_event, ts_recv, price, size, side, top, out, &mut self.counters);
+        self.ask.on_trade(cfg, iid, ts_event, ts_recv, price, size, side, top, out, &mut self.counters);
     }
-    pub fn on_top(&mut self, _cfg: &AbsorptionConfig, _ts_event: u64, _ts_recv: u64, _top: &Top, _out: &mut Outputs) {}
+
+    pub fn on_top(&mut self, cfg: &AbsorptionConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
+        if !cfg.enabled {
+            return;
+        }
+        let iid = self.instrument_id;
+        self.bid.on_top(cfg, iid, ts_event, ts_recv, top, out);
+        self.ask.on_top(cfg, iid, ts_event, ts_recv, top, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::records::ZoneRec;
+    use crate::engines::EngineConfig;
+
+    const TICK: i64 = 100_000_000;
+    const L: i64 = 2_000 * 1_000_000_000;
+    const S: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    fn outputs() -> Outputs {
+        let cfg = EngineConfig { zone_capacity: 64, sweep_capacity: 64, iceberg_capacity: 64, flow_capacity: 64, footprint_capacity: 64, ..Default::default() };
+        Outputs::new(&cfg)
+    }
+    fn top(bid: i64, bid_sz: u64, ask: i64, ask_sz: u64) -> Top {
+        Top { bid: LevelView { price: bid, size: bid_sz, count: 1 }, ask: LevelView { price: ask, size: ask_sz, count: 1 } }
+    }
+    fn zone(out: &Outputs, side: u8, px: i64) -> Option<ZoneRec> {
+        out.zones.get(7, ZONE_ABSORPTION, side, px).copied()
+    }
+
+    /// `n` sells of 10 lots at L every 100 ms from `t0`, publishing a top with the bid at L
+    /// and `depth(k)` lots after print k (k from 1). Returns the time after the last print.
+    fn sells(e: &mut AbsorptionEngine, out: &mut Outputs, cfg: &AbsorptionConfig, t0: u64, n: u64, depth: impl Fn(u64) -> u64) -> u64 {
+        let mut t = t0;
+        for k in 1..=n {
+            e.on_trade(cfg, t, t + 5, L, 10, b'A', &top(L, depth(k - 1), L + TICK, 30), out);
+            e.on_top(cfg, t, t + 5, &top(L, depth(k), L + TICK, 30), out);
+            t += 100 * MS;
+        }
+        t
+    }
+
+    #[test]
+    fn refilled_bid_signals_once_with_full_replenishment() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        sells(&mut e, &mut out, &cfg, S, 14, |_| 50);
+        assert!(zone(&out, b'B', L).is_none(), "140 lots < V_min");
+        sells(&mut e, &mut out, &cfg, S + 1400 * MS, 6, |_| 50);
+        let z = zone(&out, b'B', L).unwrap();
+        assert_eq!((z.count, z.state, z.volume), (1, ZONE_ACTIVE, 200));
+        // The bid kept showing 50 lots while 200 traded: all of it was replenished.
+        assert_eq!(z.hidden_qty, 200);
+        assert!((z.strength - 200.0 / 300.0).abs() < 1e-9);
+        assert!(zone(&out, b'A', L).is_none());
+    }
+
+    #[test]
+    fn queue_eaten_out_has_no_replenishment() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        sells(&mut e, &mut out, &cfg, S, 15, |k| 200 - 10 * k);
+        let z = zone(&out, b'B', L).unwrap();
+        assert_eq!((z.count, z.volume, z.hidden_qty), (1, 150, 0));
+        assert!((z.strength - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn depth_estimate_within_one_event() {
+        // Two prints of one event see the same stale top; the second must not count the
+        // first one's fill as replenishment.
+        let cfg = AbsorptionConfig { min_volume: 20, ..Default::default() };
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        let tp = top(L, 40, L + TICK, 5);
+        e.on_trade(&cfg, S, S, L, 10, b'A', &tp, &mut out);
+        e.on_trade(&cfg, S, S, L, 10, b'A', &tp, &mut out);
+        assert_eq!(zone(&out, b'B', L).unwrap().hidden_qty, 0);
+        // The published top shows the level refilled to 40: 20 replenished.
+        e.on_top(&cfg, S, S, &tp, &mut out);
+        assert_eq!(zone(&out, b'B', L).unwrap().hidden_qty, 20);
+    }
+
+    #[test]
+    fn a_print_below_the_level_in_the_window_blocks_the_signal() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        e.on_trade(&cfg, S, S, L - TICK, 1, b'B', &top(L - TICK, 5, L, 5), &mut out);
+        let t = sells(&mut e, &mut out, &cfg, 2 * S, 20, |_| 50);
+        assert!(zone(&out, b'B', L).is_none());
+        // Once the low print leaves the window (t > S + W) the condition can hold again.
+        sells(&mut e, &mut out, &cfg, t.max(S + cfg.window_ns + 1), 1, |_| 50);
+        assert_eq!(zone(&out, b'B', L).unwrap().count, 1);
+    }
+
+    #[test]
+    fn held_after_the_window_then_rearmed_after_the_period() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        let t = sells(&mut e, &mut out, &cfg, S, 20, |_| 50);
+        let quiet = t + cfg.window_ns;
+        e.on_top(&cfg, quiet, quiet, &top(L, 50, L + TICK, 30), &mut out);
+        assert_eq!(zone(&out, b'B', L).unwrap().state, ZONE_HELD);
+        // Absorbing again before the re-arm period: no new signal, the row stays HELD.
+        sells(&mut e, &mut out, &cfg, quiet + S, 20, |_| 50);
+        let z = zone(&out, b'B', L).unwrap();
+        assert_eq!((z.count, z.state), (1, ZONE_HELD));
+        // After the re-arm period (from the first signal) it signals again.
+        sells(&mut e, &mut out, &cfg, S + cfg.rearm_ns + S, 15, |_| 50);
+        let z = zone(&out, b'B', L).unwrap();
+        assert_eq!((z.count, z.state), (2, ZONE_ACTIVE));
+    }
+
+    #[test]
+    fn held_when_the_bid_moves_up() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        let t = sells(&mut e, &mut out, &cfg, S, 15, |_| 50);
+        e.on_top(&cfg, t, t, &top(L + TICK, 3, L + 2 * TICK, 30), &mut out);
+        assert_eq!(zone(&out, b'B', L).unwrap().state, ZONE_HELD);
+    }
+
+    #[test]
+    fn broken_by_a_trade_through_which_rearms_the_level() {
+        let cfg = AbsorptionConfig::default();
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        let t = sells(&mut e, &mut out, &cfg, S, 15, |_| 50);
+        e.on_trade(&cfg, t, t, L - TICK, 50, b'A', &top(L, 50, L + TICK, 30), &mut out);
+        assert_eq!(zone(&out, b'B', L).unwrap().state, ZONE_BROKEN);
+        // Well inside the re-arm period, but the break re-armed L (once the low print aged out).
+        sells(&mut e, &mut out, &cfg, t + cfg.window_ns + S, 15, |_| 50);
+        let z = zone(&out, b'B', L).unwrap();
+        assert_eq!((z.count, z.state), (2, ZONE_ACTIVE));
+    }
+
+    #[test]
+    fn buy_absorption_at_the_ask_is_symmetric() {
+        let cfg = AbsorptionConfig { min_volume: 30, ..Default::default() };
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        let a = L + TICK;
+        for k in 0..3 {
+            e.on_trade(&cfg, S + k, S + k, a, 10, b'B', &top(L, 5, a, 20), &mut out);
+            e.on_top(&cfg, S + k, S + k, &top(L, 5, a, 20), &mut out);
+        }
+        let z = zone(&out, b'A', a).unwrap();
+        assert_eq!((z.count, z.volume, z.hidden_qty, z.state), (1, 30, 30, ZONE_ACTIVE));
+        // A print above the ask zone breaks it.
+        e.on_trade(&cfg, S + 10, S + 10, a + TICK, 1, b'B', &top(L, 5, a, 20), &mut out);
+        assert_eq!(zone(&out, b'A', a).unwrap().state, ZONE_BROKEN);
+        assert!(zone(&out, b'B', L).is_none());
+    }
+
+    #[test]
+    fn small_window_capacity_evicts_early_without_panicking() {
+        let cfg = AbsorptionConfig { window_capacity: 8, min_volume: 50, ..Default::default() };
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        sells(&mut e, &mut out, &cfg, S, 20, |_| 50);
+        assert_eq!(e.counters.early_evictions, 12);
+        // Only the last 8 prints (80 lots) are in the window.
+        assert_eq!(zone(&out, b'B', L).unwrap().volume, 80);
+    }
+
+    #[test]
+    fn disabled_does_nothing() {
+        let cfg = AbsorptionConfig { enabled: false, ..Default::default() };
+        let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+        sells(&mut e, &mut out, &cfg, S, 30, |_| 50);
+        assert!(out.zones.is_empty());
+    }
 }
