@@ -49,12 +49,12 @@ pub fn apply(cfg: &mut EngineConfig, d: &Bound<'_, PyDict>) -> PyResult<()> {
             "absorption" => {
                 let s = section(&v, &key)?;
                 let c = &mut cfg.absorption;
-                set_fields!(s, "absorption.", c, [enabled]);
+                set_fields!(s, "absorption.", c, [enabled, window_ns, min_volume, rearm_ns, window_capacity]);
             }
             "sweep" => {
                 let s = section(&v, &key)?;
                 let c = &mut cfg.sweep;
-                set_fields!(s, "sweep.", c, [enabled]);
+                set_fields!(s, "sweep.", c, [enabled, min_levels, min_volume, group_ns, run_ns]);
             }
             "flow" => {
                 let s = section(&v, &key)?;
