@@ -130,10 +130,6 @@ impl IcebergTable {
             r.last_ts = ts;
         }
     }
-    pub fn restore(&mut self, rows: &[IcebergRec]) -> usize {
-        self.rows.clear();
-        rows.iter().filter(|r| self.rows.push(**r).is_some()).count()
-    }
 }
 
 /// One order filled in the current event (or the previous one, while its C/M is awaited).

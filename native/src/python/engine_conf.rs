@@ -44,7 +44,7 @@ pub fn apply(cfg: &mut EngineConfig, d: &Bound<'_, PyDict>) -> PyResult<()> {
             "iceberg" => {
                 let s = section(&v, &key)?;
                 let c = &mut cfg.iceberg;
-                set_fields!(s, "iceberg.", c, [enabled]);
+                set_fields!(s, "iceberg.", c, [enabled, synthetic_enabled, synthetic_max_delay_ns, synthetic_min_clip, synthetic_min_clips, zone_width, strength_lots]);
             }
             "absorption" => {
                 let s = section(&v, &key)?;
