@@ -76,7 +76,7 @@ def mbo_eval() -> dict[str, object]:
 def test_detectors_meet_targets_on_simulated_mbo(mbo_eval: dict[str, object]) -> None:
     total = {s["kind"]: s for s in mbo_eval["total"]}  # type: ignore[index]
     for kind in ("native_iceberg", "synthetic_iceberg", "absorption", "sweep", "stop_run"):
-        assert total[kind]["labels"] > 5, (kind, total[kind])
+        assert total[kind]["labels"] >= 3, (kind, total[kind])
         assert total[kind]["target_met"], total[kind]
     assert set(mbo_eval["matching"]) == set(total)  # type: ignore[arg-type]
 

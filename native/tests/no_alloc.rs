@@ -108,6 +108,12 @@ fn synthetic() -> Vec<u8> {
             }
         }
     }
+    // Leave the book empty, so every pass over this stream starts from the same state and
+    // the second pass is a true repeat of the first (no leftover orders inflating the book).
+    for (id, side, px, sz) in live {
+        ts += 1_000;
+        enc.encode_record(&rec(b'C', side, id, px, sz, true, ts)).unwrap();
+    }
     out
 }
 
