@@ -51,6 +51,10 @@ pub struct StreamDecoder {
     strict: bool,
     unknown_rtypes: u64,
     failed: Option<DecodeError>,
+    /// Stream offset (a record boundary) up to which record lengths have been checked, so
+    /// each byte is scanned once however large the chunk: rescanning the whole buffer per
+    /// batch made one big chunk quadratic.
+    checked_to: u64,
 }
 
 impl StreamDecoder {
@@ -62,6 +66,7 @@ impl StreamDecoder {
             strict,
             unknown_rtypes: 0,
             failed: None,
+            checked_to: 0,
         }
     }
 
@@ -88,6 +93,7 @@ impl StreamDecoder {
         self.fed = 0;
         self.metadata = None;
         self.failed = None;
+        self.checked_to = 0;
     }
 
     /// Offset of the first byte the state machine has not consumed yet.
@@ -220,8 +226,10 @@ impl StreamDecoder {
     /// state machine builds references to them, so such input is rejected before it frames
     /// anything. Lengths shorter than the header are left to the state machine's own error.
     fn check_record_lengths(&mut self) -> Result<(), DecodeError> {
+        let base = self.unconsumed_offset();
         let data = self.fsm.data();
-        let mut pos = 0usize;
+        // Records are consumed whole, so `base` and `checked_to` are both record boundaries.
+        let mut pos = self.checked_to.saturating_sub(base) as usize;
         let mut bad = None;
         while pos < data.len() {
             let len = data[pos] as usize * 4;
@@ -235,7 +243,10 @@ impl StreamDecoder {
             pos += len;
         }
         match bad {
-            None => Ok(()),
+            None => {
+                self.checked_to = base + pos as u64;
+                Ok(())
+            }
             Some((at, len)) => {
                 let offset = self.unconsumed_offset() + at as u64;
                 let message = format!("bad record length {len}: not a multiple of 8 bytes");
