@@ -21,6 +21,11 @@ F_MAYBE_BAD_BOOK: int
 TRADE_RECORD_SIZE: int
 TOP_RECORD_SIZE: int
 BAR_RECORD_SIZE: int
+ICEBERG_RECORD_SIZE: int
+ZONE_RECORD_SIZE: int
+SWEEP_RECORD_SIZE: int
+FLOW_RECORD_SIZE: int
+FOOTPRINT_RECORD_SIZE: int
 
 BAR_KIND_TIME: int
 BAR_KIND_TICK: int
@@ -97,9 +102,18 @@ class Pipeline:
         tick_bar_trades: int = 0,
         volume_bar_contracts: int = 0,
         strict: bool = False,
+        engines: bool = True,
+        engine_config: dict[str, Any] | None = None,
     ) -> None:
         """Ring capacities are rounded up to a power of two. ``strict`` turns an
-        unknown rtype into a ``DecodeError`` instead of counting and skipping it."""
+        unknown rtype into a ``DecodeError`` instead of counting and skipping it.
+
+        ``engines=False`` runs decode + books + bars only. ``engine_config`` overrides
+        engine thresholds: top-level keys (``depth_sample_ns``, ``iceberg_capacity``,
+        ``zone_capacity``, ``sweep_capacity``, ``flow_capacity``, ``footprint_capacity``) and
+        sections ``iceberg``, ``absorption``, ``sweep``, ``flow``, ``pressure``, ``protect``
+        whose keys are the fields documented in ``native/src/engines/*.rs``. An unknown key
+        or a bad value raises ``ValueError`` naming it."""
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> int:
         """Decode and process one chunk. Returns the records processed from it."""
@@ -170,8 +184,31 @@ class Pipeline:
     ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None:
         """The book as last sent in MBP-10 records (10 levels per side)."""
 
+    def table(self, name: str) -> RingView:
+        """The rows in use of ``icebergs`` or ``zones`` (updated in place); see
+        ``aurum.engines.table_array``."""
+
+    def engine_status(self) -> dict[int, list[tuple[str, bool, str]]]:
+        """Per instrument: (engine, active, reason if not) for every engine."""
+
+    def pressure(self, instrument_id: int) -> dict[str, Any] | None:
+        """Queue and depth imbalance, OFI (total and decayed), microprice, mid, spread."""
+
+    def risk(self, instrument_id: int, now_ns: int = 0) -> dict[str, Any] | None:
+        """Capital-protection inputs: spread blow-out, liquidity vacuum, crossed/locked
+        book, F_MAYBE_BAD_BOOK, stale data (judged at ``now_ns``; 0 skips it), ``flags``."""
+
+    def cvd(self, instrument_id: int) -> int | None:
+        """Session cumulative delta."""
+
+    def reset_session(self) -> None:
+        """Start a new order-flow session (CVD to 0) for every instrument."""
+
+    def memory_restore(self, icebergs: bytes, zones: bytes) -> tuple[int, int]:
+        """Replace the iceberg and zone tables with raw rows (see ``aurum.memory``)."""
+
     def ring(self, name: str) -> RingView:
-        """``"trades"``, ``"tops"`` or ``"bars"``."""
+        """``trades``, ``tops``, ``bars``, or the engine rings ``sweeps``, ``flow``, ``footprint``."""
 
     def ring_written(self, name: str) -> int:
         """Records ever written to the ring (the write sequence; laps = written // capacity)."""

@@ -75,6 +75,53 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Rejects values that would allocate without bound or make a rule meaningless. The
+    /// error names the setting, as the config file spells it.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX_ROWS: usize = 1 << 22;
+        for (name, v) in [
+            ("iceberg_capacity", self.iceberg_capacity),
+            ("zone_capacity", self.zone_capacity),
+            ("sweep_capacity", self.sweep_capacity),
+            ("flow_capacity", self.flow_capacity),
+            ("footprint_capacity", self.footprint_capacity),
+            ("absorption.window_capacity", self.absorption.window_capacity),
+        ] {
+            if v == 0 || v > MAX_ROWS {
+                return Err(format!("{name} was {v}, expected 1..={MAX_ROWS}"));
+            }
+        }
+        let unit = |name: &str, v: f64, lo_open: bool| -> Result<(), String> {
+            let ok = v.is_finite() && v <= 1.0 && if lo_open { v > 0.0 } else { v >= 0.0 };
+            if ok { Ok(()) } else { Err(format!("{name} was {v}, expected a number in {}0, 1]", if lo_open { "(" } else { "[" })) }
+        };
+        unit("protect.spread_alpha", self.protect.spread_alpha, true)?;
+        unit("protect.depth_alpha", self.protect.depth_alpha, true)?;
+        unit("protect.vacuum_frac", self.protect.vacuum_frac, false)?;
+        unit("pressure.depth_decay", self.pressure.depth_decay, true)?;
+        for (name, v) in [
+            ("flow.imbalance_ratio", self.flow.imbalance_ratio),
+            ("iceberg.strength_lots", self.iceberg.strength_lots),
+            ("protect.spread_mult", self.protect.spread_mult),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{name} was {v}, expected a positive number"));
+            }
+        }
+        if self.absorption.window_ns == 0 {
+            return Err("absorption.window_ns was 0, expected a positive duration".into());
+        }
+        if self.sweep.min_levels < 2 {
+            return Err(format!("sweep.min_levels was {}, expected >= 2 (one price is not a sweep)", self.sweep.min_levels));
+        }
+        if self.iceberg.zone_width < 0 {
+            return Err(format!("iceberg.zone_width was {}, expected >= 0", self.iceberg.zone_width));
+        }
+        Ok(())
+    }
+}
+
 /// Every engine's output, shared by all instruments.
 pub struct Outputs {
     pub icebergs: IcebergTable,

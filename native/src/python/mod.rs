@@ -340,6 +340,7 @@ impl PyPipeline {
         if let Some(d) = engine_config {
             engine_conf::apply(&mut engine_cfg, d)?;
         }
+        engine_cfg.validate().map_err(|e| PyValueError::new_err(format!("engine config {e}")))?;
         // Rings are allocated and touched up front: bound each to 1 GiB.
         const MAX_BYTES: usize = 1 << 30;
         for (name, v, size) in [
