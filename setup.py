@@ -5,6 +5,7 @@ developing; the default is the release profile (fat LTO).
 """
 
 import os
+from pathlib import Path
 
 import numpy
 from Cython.Build import cythonize
@@ -13,14 +14,16 @@ from setuptools_rust import Binding, RustExtension
 
 DEBUG = os.environ.get("AURUM_DEBUG_BUILD") == "1"
 
+# Every kernel in python/aurum/kernels/ is built the same way: adding a .pyx is enough.
 cython_kernels = [
     Extension(
-        "aurum.kernels.bar_stats",
-        ["python/aurum/kernels/bar_stats.pyx"],
+        f"aurum.kernels.{path.stem}",
+        [str(path)],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
-    ),
+    )
+    for path in sorted(Path("python/aurum/kernels").glob("*.pyx"))
 ]
 
 setup(
