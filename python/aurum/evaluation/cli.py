@@ -60,6 +60,7 @@ def evaluate(scenarios: list[str], *, seed: int, records: int, schema: str, hold
         det = detect(feed)
         scores = score_all(labels, det.icebergs, det.absorption_signals, det.sweeps,
                            hold_tol_s=hold_tol_s, event_tol_ms=event_tol_ms)
+        _mark_inactive(scores, det.engines)
         for s in scores:
             t = totals.setdefault(s.kind, Score(s.kind))
             t.labels += s.labels
@@ -68,11 +69,25 @@ def evaluate(scenarios: list[str], *, seed: int, records: int, schema: str, hold
             t.detections_correct += s.detections_correct
             for k, v in s.notes.items():
                 t.notes[k] = t.notes.get(k, 0) + v
+            t.inactive = t.inactive or s.inactive
         per.append({"scenario": name, "seed": seed, "file": str(feed), "records": det.records,
                     "records_per_s": round(det.records / det.seconds) if det.seconds else None,
                     "scores": [s.as_dict() for s in scores]})
     return {"schema": schema, "matching": rules_text(hold_tol_s, event_tol_ms), "scenarios": per,
             "total": [totals[k].as_dict() for k in totals]}
+
+
+ENGINE_OF = {"native_iceberg": "iceberg", "synthetic_iceberg": "synthetic_iceberg", "absorption": "absorption",
+             "sweep": "sweeps", "stop_run": "sweeps"}
+
+
+def _mark_inactive(scores: list[Score], engines: dict[str, Any]) -> None:
+    """A detector that cannot run on this schema has no target to meet: say why instead."""
+    for s in scores:
+        name = ENGINE_OF[s.kind]
+        states = [e[name] for e in engines.values() if name in e]
+        if states and not any(st["active"] for st in states):
+            s.inactive = states[0].get("reason", "inactive")
 
 
 def _fmt(v: float | None) -> str:
@@ -88,6 +103,8 @@ def print_scores(result: dict[str, Any], out: Any = sys.stdout) -> None:
         for s in scores:
             met = s["target_met"]
             mark = "" if met is None else ("met" if met else "MISSED")
+            if s.get("inactive"):
+                mark = f"n/a: engine inactive ({s['inactive']})"
             w(f"  {s['kind']:<18}{s['labels']:>7}{s['labels_found']:>7}{s['detections']:>8}{s['detections_correct']:>8}"
               f"  {_fmt(s['precision'])} {_fmt(s['recall'])} {_fmt(s['f1'])}  {s['target']} {mark}\n")
 

@@ -42,6 +42,7 @@ class Score:
     labels_found: int = 0
     detections_correct: int = 0
     notes: dict[str, int] = field(default_factory=dict)
+    inactive: str | None = None  # the engine did not run (schema lacks what it needs): why
 
     @property
     def precision(self) -> float | None:
@@ -60,7 +61,7 @@ class Score:
 
     def target_met(self) -> bool | None:
         t = TARGETS.get(self.kind)
-        if t is None or not self.labels:
+        if t is None or not self.labels or self.inactive:
             return None
         pairs = list(zip(t[::2], t[1::2]))
         vals = {"precision": self.precision, "recall": self.recall, "f1": self.f1}
@@ -75,7 +76,8 @@ class Score:
         return {"kind": self.kind, "labels": self.labels, "detections": self.detections,
                 "labels_found": self.labels_found, "detections_correct": self.detections_correct,
                 "precision": r(self.precision), "recall": r(self.recall), "f1": r(self.f1),
-                "target": self.target_text(), "target_met": self.target_met(), **({"notes": self.notes} if self.notes else {})}
+                "target": self.target_text(), "target_met": self.target_met(), **({"notes": self.notes} if self.notes else {}),
+                **({"inactive": self.inactive} if self.inactive else {})}
 
 
 def _of(labels: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
