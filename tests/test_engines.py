@@ -146,3 +146,45 @@ def test_every_native_refill_in_real_es_day_is_found(es_real: Path) -> None:
         assert found[oid]["events"] >= events, (oid, found[oid], events)
         assert found[oid]["refills"] >= events
         assert found[oid]["hidden_qty"] > 0
+
+
+def test_pressure_and_risk_are_sane_on_a_simulated_session(sim_session: dict[str, Path]) -> None:
+    pl = _run(sim_session["mbo"])
+    (iid,) = pl.book_ids()
+    bid_px, _, _, ask_px, _, _ = pl.last_top(iid)
+    p = pl.pressure(iid)
+    assert p["updates"] > 1000
+    assert -1.0 <= p["imbalance"] <= 1.0 and -1.0 <= p["depth_imbalance"] <= 1.0
+    assert bid_px / 1e9 <= p["microprice"] <= ask_px / 1e9
+    assert p["spread"] == ask_px - bid_px > 0
+    assert p["bid_depth"] > 0 and p["ask_depth"] > 0
+    r = pl.risk(iid)
+    assert not (r["crossed"] or r["locked"] or r["maybe_bad_book"] or r["stale"])
+    assert r["spread_ema"] > 0 and r["depth_ema"] > 0
+    # Judged an hour after the last record, the data is stale.
+    late = pl.risk(iid, r["last_ts_recv"] + 3600 * 10**9)
+    assert late["stale"] and late["flags"] & 4
+    assert pl.cvd(iid) is not None
+    assert pl.pressure(123456789) is None and pl.risk(123456789) is None
+
+
+def test_crossed_book_and_maybe_bad_book_are_flagged() -> None:
+    """A hand-built MBO stream: a normal book, then a bid above the ask, then F_MAYBE_BAD_BOOK."""
+    from aurum.testing.synth import MBO_DTYPE, metadata_bytes
+
+    px = 4100 * 10**9
+    tick = 10**8
+    rows = [("A", "B", 1, px - tick, 5, 128), ("A", "A", 2, px, 5, 128),
+            ("A", "B", 3, px + tick, 1, 128),  # crosses: bid above ask
+            ("C", "B", 3, px + tick, 1, 128 | _native.F_MAYBE_BAD_BOOK)]
+    recs = np.zeros(len(rows), dtype=MBO_DTYPE)
+    for i, (action, side, oid, price, size, flags) in enumerate(rows):
+        recs[i]["action"], recs[i]["side"] = action.encode(), side.encode()
+        recs[i]["order_id"], recs[i]["price"], recs[i]["size"], recs[i]["flags"] = oid, price, size, flags
+        recs[i]["instrument_id"], recs[i]["ts_event"], recs[i]["ts_recv"] = 7, 10**18 + i, 10**18 + i
+    recs["length"], recs["rtype"], recs["publisher_id"] = 14, 0xA0, 1
+    pl = _native.Pipeline()
+    pl.feed(metadata_bytes(instrument_id=7) + recs.tobytes())
+    r = pl.risk(7)
+    assert r["crossed_count"] == 1
+    assert r["maybe_bad_book"] and r["maybe_bad_book_records"] == 1
