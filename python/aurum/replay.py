@@ -73,6 +73,8 @@ class ReplayOptions:
     """False runs decode + books + bars only."""
     engine_config: dict[str, Any] | None = None
     """Engine thresholds by section (see ``aurum._native.Pipeline``); None keeps the defaults."""
+    signals: bool = True
+    """Score the pillars and build signals at every time-bar close (needs ``engines``)."""
 
 
 @dataclass
@@ -116,6 +118,12 @@ class Replayer:
         self._sweep_chunks: list[np.ndarray] = []
         self._flow = RingReader(self.pipeline, "flow")
         self._flow_chunks: list[np.ndarray] = []
+        self.decision = None
+        if o.engines and o.signals:
+            from aurum.decision.engine import DecisionEngine
+            from aurum.decision.providers import default_providers
+
+            self.decision = DecisionEngine(self.pipeline, providers=default_providers())
         self._symbols: dict[int, str] = {}
 
     def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
@@ -179,6 +187,8 @@ class Replayer:
             batch = reader.poll()
             if len(batch.records):
                 chunks.append(batch.records.copy())
+                if reader is self._bars and self.decision is not None:
+                    self.decision.on_bars(chunks[-1])
 
     def _collect_symbols(self, metadata: dict[str, Any] | None) -> None:
         # Historical files map symbols in the header; live sessions send SymbolMappingMsg.
@@ -249,6 +259,8 @@ class Replayer:
             "sweeps_lost": self._sweeps.lost_total,
             "flow": [flow_dict(r) for r in flow],
             "flow_lost": self._flow.lost_total,
+            "signals": [sg.as_dict() for sg in self.decision.signals] if self.decision else [],
+            "pillars": self.decision.pillars_report() if self.decision else {},
         }
 
 

@@ -1,0 +1,1 @@
+"""The decision layer: pillars from the engines, the five-pillar scorer, the signal builder."""

@@ -1,0 +1,165 @@
+"""The bar-close driver: at every closed time bar, read the engines' outputs, score the five
+pillars, and let the signal builder decide.
+
+It runs between chunks (never per record): the pipeline closes bars natively, and this reads
+the bar, order-flow and sweep rings with lap-aware readers and the iceberg and zone tables as
+views. Engine state (pressure, zones) is read as of the end of the chunk that closed the bar;
+replays feed fixed-size chunks, so the same input always gives the same signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aurum import _native
+from aurum.decision.pillars import imo_pillar, qmo_pillar
+from aurum.decision.scorer import ConfidenceScorer, Pillar, Score
+from aurum.decision.signal import Level, Market, Signal, SignalBuilder, SignalConfig
+from aurum.engines import table_array
+from aurum.rings import RingReader
+
+SCALE = 1e-9
+HISTORY = 512  # bars kept per instrument for the bar-level kernels
+FLOW_KEEP = 16
+SWEEP_KEEP = 256
+
+
+@dataclass
+class BarWindow:
+    """The last ``HISTORY`` time bars of one instrument, as contiguous float64 arrays."""
+
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    high: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    low: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    close: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The same in DBN fixed point, for kernels that take integer prices (bar_stats).
+    high_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    low_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    close_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    count: int = 0  # bars seen in total (the index of the next bar)
+
+    def extend(self, bars: np.ndarray) -> None:
+        self.ts = np.concatenate((self.ts, bars["ts_close"]))[-HISTORY:]
+        self.high = np.concatenate((self.high, bars["high"] * SCALE))[-HISTORY:]
+        self.low = np.concatenate((self.low, bars["low"] * SCALE))[-HISTORY:]
+        self.close = np.concatenate((self.close, bars["close"] * SCALE))[-HISTORY:]
+        self.high_fx = np.concatenate((self.high_fx, bars["high"]))[-HISTORY:]
+        self.low_fx = np.concatenate((self.low_fx, bars["low"]))[-HISTORY:]
+        self.close_fx = np.concatenate((self.close_fx, bars["close"]))[-HISTORY:]
+        self.count += len(bars)
+
+
+# A bar-level pillar: (window, ts_close ns, last price) -> Pillar or None (no data).
+PillarProvider = Callable[[BarWindow, int, float], "Pillar | None"]
+
+
+@dataclass
+class DecisionConfig:
+    weights: dict[str, float] | None = None
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    tick: int = 100_000_000  # GC: 0.10 USD in DBN fixed point
+    atr_period: int = 14
+
+
+class DecisionEngine:
+    def __init__(self, pipeline: _native.Pipeline, config: DecisionConfig | None = None,
+                 providers: dict[str, PillarProvider] | None = None) -> None:
+        self.pipeline = pipeline
+        self.config = config or DecisionConfig()
+        self.scorer = ConfidenceScorer(self.config.weights)
+        self.providers = dict(providers or {})
+        self._flow = RingReader(pipeline, "flow")
+        self._sweeps = RingReader(pipeline, "sweeps")
+        self._flow_rows: dict[int, np.ndarray] = {}
+        self._sweep_rows: dict[int, np.ndarray] = {}
+        self._windows: dict[int, BarWindow] = {}
+        self._builders: dict[int, SignalBuilder] = {}
+        self.last_score: dict[int, Score] = {}
+        self.signals: list[Signal] = []
+
+    def on_bars(self, bars: np.ndarray, now_ns: int = 0, feed_degraded: str | None = None) -> list[Signal]:
+        """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced."""
+        time_bars = bars[bars["kind"] == _native.BAR_KIND_TIME]
+        if not len(time_bars):
+            return []
+        self._poll_rings()
+        out: list[Signal] = []
+        icebergs = table_array(self.pipeline, "icebergs")
+        zones = table_array(self.pipeline, "zones")
+        status = self.pipeline.engine_status()
+        for bar in time_bars:
+            iid = int(bar["instrument_id"])
+            win = self._windows.setdefault(iid, BarWindow())
+            win.extend(bar[None])
+            mbo = any(name == "iceberg" and active for name, active, _ in status.get(iid, []))
+            sig = self._decide(iid, bar, win, icebergs[icebergs["instrument_id"] == iid],
+                               zones[zones["instrument_id"] == iid], mbo, now_ns, feed_degraded)
+            if sig is not None:
+                out.append(sig)
+        self.signals.extend(out)
+        return out
+
+    def _poll_rings(self) -> None:
+        for reader, store, keep in ((self._flow, self._flow_rows, FLOW_KEEP), (self._sweeps, self._sweep_rows, SWEEP_KEEP)):
+            batch = reader.poll().records
+            if not len(batch):
+                continue
+            for iid in np.unique(batch["instrument_id"]):
+                rows = batch[batch["instrument_id"] == iid]
+                prev = store.get(int(iid))
+                store[int(iid)] = (rows if prev is None else np.concatenate((prev, rows)))[-keep:].copy()
+
+    def _decide(self, iid: int, bar: np.void, win: BarWindow, icebergs: np.ndarray, zones: np.ndarray, mbo: bool,
+                now_ns: int, feed_degraded: str | None) -> Signal | None:
+        cfg = self.config
+        price_fx = int(bar["close"])
+        ts = int(bar["ts_close"])
+        price = price_fx * SCALE
+        flow = self._flow_rows.get(iid, np.zeros(0))
+        flow = flow[flow["ts_close"] <= ts] if len(flow) else flow
+        pillars: dict[str, Pillar | None] = {
+            "qmo": qmo_pillar(flow, self.pipeline.pressure(iid), self._sweep_rows.get(iid, np.zeros(0)),
+                              zones, price_fx, cfg.tick),
+            "imo": imo_pillar(icebergs, zones, price_fx, cfg.tick, mbo),
+        }
+        for name in ("gann", "astro", "cycle"):
+            prov = self.providers.get(name)
+            pillars[name] = prov(win, ts, price) if prov is not None else None
+        score = self.scorer.score(pillars)
+        self.last_score[iid] = score
+        top = self.pipeline.last_top(iid)
+        bid = ask = None
+        if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
+            bid, ask = top[0] * SCALE, top[3] * SCALE
+        market = Market(ts=ts, price=price, bid=bid, ask=ask, tick=cfg.tick * SCALE, atr=self._atr(win))
+        risk = self.pipeline.risk(iid, now_ns)
+        builder = self._builders.setdefault(iid, SignalBuilder(cfg.signal))
+        return builder.on_bar(score, market, self._levels(zones, price_fx, cfg.tick), risk, feed_degraded)
+
+    def _atr(self, win: BarWindow) -> float | None:
+        from aurum.kernels.bar_stats import wilder_atr
+
+        n = self.config.atr_period
+        if len(win.close) <= n:
+            return None
+        atr = wilder_atr(win.high_fx, win.low_fx, win.close_fx, n)
+        v = float(atr[-1])
+        return v if np.isfinite(v) else None
+
+    @staticmethod
+    def _levels(zones: np.ndarray, price: int, tick: int, span_ticks: int = 200) -> list[Level]:
+        # Broken zones defend nothing; far ones cannot be a stop or a first target.
+        live = zones[(zones["state"] != 3) & (np.abs(zones["price"] - price) <= span_ticks * tick)]
+        src = {1: "iceberg zone", 2: "absorption zone"}
+        return [Level(float(r["price"]) * SCALE, chr(r["side"]), src.get(int(r["kind"]), "zone"), float(r["strength"]))
+                for r in live]
+
+    def pillars_report(self) -> dict[str, Any]:
+        return {str(iid): s.as_dict() for iid, s in sorted(self.last_score.items())}
+
+
+__all__ = ["BarWindow", "DecisionConfig", "DecisionEngine", "PillarProvider"]

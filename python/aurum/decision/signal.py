@@ -1,0 +1,192 @@
+"""The signal builder: a score becomes BUY, SELL or FLAT, with entry, stop, targets and the
+reasons, behind hysteresis, a cooldown and the capital-protection veto.
+
+State machine. FLAT goes long when the score's direction reaches ``enter`` with enough
+confidence, and short at ``-enter``; a position goes back to FLAT when the direction falls
+to ``exit`` (hysteresis: ``exit < enter``, so noise around one threshold cannot flip it).
+After any change the builder holds for ``cooldown_bars`` bars. A veto (stale data, spread
+blow-out, liquidity vacuum, crossed or locked book, a maybe-bad book, a degraded feed) forces
+FLAT at once and names its reason; it is never delayed by the cooldown.
+
+Only changes are emitted, so the output is a short list of decisions. The same inputs always
+give the same signals (no clocks, no randomness; prices rounded to the tick).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from aurum.decision.scorer import Score
+
+BUY, SELL, FLAT = "BUY", "SELL", "FLAT"
+
+RISK_VETOES = (
+    ("stale", "stale data"),
+    ("spread_blowout", "spread blow-out"),
+    ("liquidity_vacuum", "liquidity vacuum"),
+    ("crossed", "crossed book"),
+    ("locked", "locked book"),
+    ("maybe_bad_book", "exchange flagged the book as maybe bad"),
+)
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    enter: float = 0.35
+    exit: float = 0.10
+    min_confidence: float = 0.25
+    cooldown_bars: int = 3
+    stop_buffer_ticks: int = 2
+    atr_stop_mult: float = 1.5
+    reward_risk: float = 2.0
+    max_targets: int = 2
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.exit < self.enter <= 1):
+            raise ValueError(f"signal thresholds need 0 <= exit < enter <= 1 (exit {self.exit}, enter {self.enter})")
+        if self.cooldown_bars < 0 or self.max_targets < 1:
+            raise ValueError("cooldown_bars must be >= 0 and max_targets >= 1")
+
+
+@dataclass(frozen=True)
+class Level:
+    """A price the builder may anchor a stop or target on."""
+
+    price: float
+    side: str  # "B": support (resting buyers), "A": resistance
+    source: str  # "iceberg zone", "absorption zone", "gann"
+    strength: float = 0.0
+
+
+@dataclass(frozen=True)
+class Market:
+    ts: int
+    price: float
+    bid: float | None
+    ask: float | None
+    tick: float
+    atr: float | None = None
+    source: str = "databento"
+
+
+@dataclass(frozen=True)
+class Signal:
+    seq: int
+    ts: int
+    action: str
+    entry: float | None
+    stop: float | None
+    targets: tuple[float, ...]
+    direction: float
+    confidence: float
+    pillars: dict[str, Any]
+    reasons: tuple[str, ...]
+    veto: str | None = None
+    degraded: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "action": self.action, "entry": self.entry, "stop": self.stop,
+                "targets": list(self.targets), "direction": round(self.direction, 6),
+                "confidence": round(self.confidence, 6), "pillars": self.pillars, "reasons": list(self.reasons),
+                "veto": self.veto, "degraded": list(self.degraded)}
+
+
+def _round(px: float, tick: float) -> float:
+    return round(round(px / tick) * tick, 10) if tick > 0 else px
+
+
+class SignalBuilder:
+    def __init__(self, config: SignalConfig | None = None) -> None:
+        self.config = config or SignalConfig()
+        self.position = FLAT
+        self.seq = 0
+        self._bars_since_change = 10**9
+
+    def on_bar(self, score: Score, market: Market, levels: list[Level], risk: dict[str, Any] | None = None,
+               feed_degraded: str | None = None) -> Signal | None:
+        """One bar close. Returns a signal when the decision changes, else None."""
+        cfg = self.config
+        self._bars_since_change += 1
+        veto = self._veto(risk, feed_degraded)
+        if veto is not None:
+            return self._emit(FLAT, score, market, levels, (f"veto: {veto}",), veto) if self.position != FLAT else None
+        d, c = score.direction, score.confidence
+        want = self.position
+        why: list[str] = []
+        if self.position == FLAT:
+            if c >= cfg.min_confidence and abs(d) >= cfg.enter:
+                want = BUY if d > 0 else SELL
+                why.append(f"score {d:+.2f} beyond entry threshold {cfg.enter:.2f}, confidence {c:.2f}")
+        else:
+            sign = 1 if self.position == BUY else -1
+            if sign * d <= cfg.exit or c < cfg.min_confidence / 2:
+                want = FLAT
+                why.append(f"score {d:+.2f} back inside exit threshold {cfg.exit:.2f}" if sign * d <= cfg.exit
+                           else f"confidence {c:.2f} fell below {cfg.min_confidence / 2:.2f}")
+        if want == self.position:
+            return None
+        if self._bars_since_change <= cfg.cooldown_bars:
+            return None  # hold: a change this soon after the last is more likely noise
+        return self._emit(want, score, market, levels, tuple(why), None)
+
+    def _veto(self, risk: dict[str, Any] | None, feed_degraded: str | None) -> str | None:
+        if feed_degraded:
+            return f"degraded feed ({feed_degraded})"
+        for key, text in RISK_VETOES:
+            if risk and risk.get(key):
+                return text
+        return None
+
+    def _emit(self, action: str, score: Score, m: Market, levels: list[Level], why: tuple[str, ...],
+              veto: str | None) -> Signal:
+        self.position = action
+        self._bars_since_change = 0
+        self.seq += 1
+        reasons = list(why)
+        for name, p in score.pillars.items():
+            reasons.extend(f"{name}: {r}" for r in p.reasons[:3])
+        if score.missing:
+            reasons.append(f"degraded: no data for {', '.join(score.missing)}")
+        entry = stop = None
+        targets: tuple[float, ...] = ()
+        if action in (BUY, SELL) and math.isfinite(m.price):
+            entry = _round(m.price, m.tick)
+            stop, stop_why = self._stop(action, entry, m, levels)
+            targets = self._targets(action, entry, stop, m, levels)
+            reasons.append(stop_why)
+        return Signal(self.seq, m.ts, action, entry, stop, targets, score.direction, score.confidence,
+                      {k: p.as_dict() for k, p in score.pillars.items()}, tuple(reasons), veto, score.missing)
+
+    def _stop(self, action: str, entry: float, m: Market, levels: list[Level]) -> tuple[float, str]:
+        cfg = self.config
+        buf = cfg.stop_buffer_ticks * m.tick
+        if action == BUY:
+            below = [lv for lv in levels if lv.side == "B" and lv.price < entry]
+            if below:
+                lv = max(below, key=lambda x: (x.price, x.strength))
+                return _round(lv.price - buf, m.tick), f"stop below the {lv.source} at {lv.price:.2f}"
+        else:
+            above = [lv for lv in levels if lv.side == "A" and lv.price > entry]
+            if above:
+                lv = min(above, key=lambda x: (x.price, -x.strength))
+                return _round(lv.price + buf, m.tick), f"stop above the {lv.source} at {lv.price:.2f}"
+        dist = (m.atr * cfg.atr_stop_mult) if m.atr and m.atr > 0 else 10 * m.tick
+        stop = entry - dist if action == BUY else entry + dist
+        return _round(stop, m.tick), "no defending zone: stop at an ATR multiple"
+
+    def _targets(self, action: str, entry: float, stop: float, m: Market, levels: list[Level]) -> tuple[float, ...]:
+        cfg = self.config
+        if action == BUY:
+            cands = sorted({_round(lv.price, m.tick) for lv in levels if lv.price > entry + m.tick / 2})
+        else:
+            cands = sorted({_round(lv.price, m.tick) for lv in levels if lv.price < entry - m.tick / 2}, reverse=True)
+        out = cands[: cfg.max_targets]
+        if not out:
+            risk = abs(entry - stop)
+            out = [_round(entry + cfg.reward_risk * risk if action == BUY else entry - cfg.reward_risk * risk, m.tick)]
+        return tuple(out)
+
+
+__all__ = ["BUY", "FLAT", "SELL", "Level", "Market", "Signal", "SignalBuilder", "SignalConfig"]
