@@ -19,13 +19,15 @@ from aurum import _native
 from aurum.decision.pillars import imo_pillar, qmo_pillar
 from aurum.decision.scorer import ConfidenceScorer, Pillar, Score
 from aurum.decision.signal import Level, Market, Signal, SignalBuilder, SignalConfig
-from aurum.engines import table_array
+from aurum.engines import FLOW_DTYPE, SWEEP_DTYPE, table_array
 from aurum.rings import RingReader
 
 SCALE = 1e-9
 HISTORY = 512  # bars kept per instrument for the bar-level kernels
 FLOW_KEEP = 16
 SWEEP_KEEP = 256
+EMPTY_FLOW = np.zeros(0, FLOW_DTYPE)
+EMPTY_SWEEPS = np.zeros(0, SWEEP_DTYPE)
 
 
 @dataclass
@@ -74,8 +76,8 @@ class DecisionEngine:
         self.providers = dict(providers or {})
         self._flow = RingReader(pipeline, "flow")
         self._sweeps = RingReader(pipeline, "sweeps")
-        self._flow_rows: dict[int, np.ndarray] = {}
-        self._sweep_rows: dict[int, np.ndarray] = {}
+        self._recent: dict[str, np.ndarray] = {}
+        self._mbo: dict[int, bool] = {}
         self._windows: dict[int, BarWindow] = {}
         self._builders: dict[int, SignalBuilder] = {}
         self.last_score: dict[int, Score] = {}
@@ -90,12 +92,11 @@ class DecisionEngine:
         out: list[Signal] = []
         icebergs = table_array(self.pipeline, "icebergs")
         zones = table_array(self.pipeline, "zones")
-        status = self.pipeline.engine_status()
         for bar in time_bars:
             iid = int(bar["instrument_id"])
             win = self._windows.setdefault(iid, BarWindow())
             win.extend(bar[None])
-            mbo = any(name == "iceberg" and active for name, active, _ in status.get(iid, []))
+            mbo = self._has_mbo(iid)
             sig = self._decide(iid, bar, win, icebergs[icebergs["instrument_id"] == iid],
                                zones[zones["instrument_id"] == iid], mbo, now_ns, feed_degraded)
             if sig is not None:
@@ -104,14 +105,12 @@ class DecisionEngine:
         return out
 
     def _poll_rings(self) -> None:
-        for reader, store, keep in ((self._flow, self._flow_rows, FLOW_KEEP), (self._sweeps, self._sweep_rows, SWEEP_KEEP)):
+        # Keep the newest rows of all instruments together; _decide filters its own.
+        for reader, name, keep in ((self._flow, "flow", FLOW_KEEP * 8), (self._sweeps, "sweeps", SWEEP_KEEP)):
             batch = reader.poll().records
-            if not len(batch):
-                continue
-            for iid in np.unique(batch["instrument_id"]):
-                rows = batch[batch["instrument_id"] == iid]
-                prev = store.get(int(iid))
-                store[int(iid)] = (rows if prev is None else np.concatenate((prev, rows)))[-keep:].copy()
+            if len(batch):
+                prev = self._recent.get(name)
+                self._recent[name] = (batch if prev is None else np.concatenate((prev, batch)))[-keep:].copy()
 
     def _decide(self, iid: int, bar: np.void, win: BarWindow, icebergs: np.ndarray, zones: np.ndarray, mbo: bool,
                 now_ns: int, feed_degraded: str | None) -> Signal | None:
@@ -119,11 +118,12 @@ class DecisionEngine:
         price_fx = int(bar["close"])
         ts = int(bar["ts_close"])
         price = price_fx * SCALE
-        flow = self._flow_rows.get(iid, np.zeros(0))
-        flow = flow[flow["ts_close"] <= ts] if len(flow) else flow
+        flow = self._recent.get("flow", EMPTY_FLOW)
+        flow = flow[(flow["instrument_id"] == iid) & (flow["ts_close"] <= ts)][-FLOW_KEEP:]
+        sweeps = self._recent.get("sweeps", EMPTY_SWEEPS)
+        sweeps = sweeps[sweeps["instrument_id"] == iid]
         pillars: dict[str, Pillar | None] = {
-            "qmo": qmo_pillar(flow, self.pipeline.pressure(iid), self._sweep_rows.get(iid, np.zeros(0)),
-                              zones, price_fx, cfg.tick),
+            "qmo": qmo_pillar(flow, self.pipeline.pressure(iid), sweeps, zones, price_fx, cfg.tick),
             "imo": imo_pillar(icebergs, zones, price_fx, cfg.tick, mbo),
         }
         for name in ("gann", "astro", "cycle"):
@@ -139,6 +139,13 @@ class DecisionEngine:
         risk = self.pipeline.risk(iid, now_ns)
         builder = self._builders.setdefault(iid, SignalBuilder(cfg.signal))
         return builder.on_bar(score, market, self._levels(zones, price_fx, cfg.tick), risk, feed_degraded)
+
+    def _has_mbo(self, iid: int) -> bool:
+        # Once an instrument has MBO it keeps it for the session: ask until it does.
+        if not self._mbo.get(iid):
+            rows = self.pipeline.engine_status().get(iid, [])
+            self._mbo[iid] = any(name == "iceberg" and active for name, active, _ in rows)
+        return self._mbo[iid]
 
     def _atr(self, win: BarWindow) -> float | None:
         from aurum.kernels.bar_stats import wilder_atr

@@ -113,21 +113,24 @@ def imo_pillar(icebergs: np.ndarray, zones: np.ndarray, price: int, tick: int, m
         support = (ice["side"] == SIDE_B) & (ice["price"] <= price)
         resist = (ice["side"] == SIDE_A) & (ice["price"] >= price)
         keep = (dist <= near_ticks) & (support | resist)
-        for r, d, up in zip(ice[keep], dist[keep], support[keep]):
-            size = math.tanh((int(r["hidden_qty"]) + int(r["filled_qty"])) / 100)
-            kind = "native" if r["kind"] == 1 else "synthetic"
-            comps.append((size if up else -size, 1 - float(d) / (near_ticks + 1),
-                          f"{kind} iceberg {'support' if up else 'resistance'} at {r['price'] * SCALE:.2f} "
-                          f"(hidden {int(r['hidden_qty'])})"))
+        # Column lists, not structured-row access: a row scalar costs microseconds per field.
+        for px, hid, fil, kd, d, up in zip(ice["price"][keep].tolist(), ice["hidden_qty"][keep].tolist(),
+                                           ice["filled_qty"][keep].tolist(), ice["kind"][keep].tolist(),
+                                           dist[keep].tolist(), support[keep].tolist()):
+            size = math.tanh((hid + fil) / 100)
+            kind = "native" if kd == 1 else "synthetic"
+            comps.append((size if up else -size, 1 - d / (near_ticks + 1),
+                          f"{kind} iceberg {'support' if up else 'resistance'} at {px * SCALE:.2f} (hidden {hid})"))
     if len(zones) and tick > 0:
         z = zones[zones["kind"] == ZONE_ICEBERG]
         dist = np.abs(z["price"] - price) / tick
         support = (z["side"] == SIDE_B) & (z["price"] <= price)
         resist = (z["side"] == SIDE_A) & (z["price"] >= price)
         keep = (dist <= near_ticks) & (support | resist)
-        for r, d, up in zip(z[keep], dist[keep], support[keep]):
-            comps.append((float(r["strength"]) if up else -float(r["strength"]), 0.5 * (1 - float(d) / (near_ticks + 1)),
-                          f"iceberg memory {'support' if up else 'resistance'} {r['price'] * SCALE:.2f}"))
+        for px, st, d, up in zip(z["price"][keep].tolist(), z["strength"][keep].tolist(), dist[keep].tolist(),
+                                 support[keep].tolist()):
+            comps.append((st if up else -st, 0.5 * (1 - d / (near_ticks + 1)),
+                          f"iceberg memory {'support' if up else 'resistance'} {px * SCALE:.2f}"))
     if not comps:
         return Pillar("imo", 0.0, 0.0, ("no icebergs or memory zones near the price",))
     return combine("imo", comps)
