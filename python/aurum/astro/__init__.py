@@ -9,8 +9,15 @@ Positions come from PyEphem (offline, MIT); see ``ephemeris`` for why not Swiss 
 """
 
 from aurum.astro.ephemeris import BODIES, SIGNS, Ephemeris
-from aurum.astro.events import (ASPECT_TYPES, EVENT_TYPES, PHASE_TYPES, STATION_TYPES,
-                                AstroEngine, AstroEvent, events_between)
+from aurum.astro.events import (
+                                ASPECT_TYPES,
+                                EVENT_TYPES,
+                                PHASE_TYPES,
+                                STATION_TYPES,
+                                AstroEngine,
+                                AstroEvent,
+                                events_between,
+)
 from aurum.astro.windows import AstroWindows, TimingWindow, WindowConfig
 
 __all__ = ["ASPECT_TYPES", "BODIES", "EVENT_TYPES", "PHASE_TYPES", "SIGNS", "STATION_TYPES",

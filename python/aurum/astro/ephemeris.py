@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import ephem
 import numpy as np
@@ -30,7 +30,6 @@ _BODY_CLASSES = {"sun": ephem.Sun, "moon": ephem.Moon, "mercury": ephem.Mercury,
                  "venus": ephem.Venus, "mars": ephem.Mars, "jupiter": ephem.Jupiter,
                  "saturn": ephem.Saturn}
 
-UTC = timezone.utc
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DJD_AT_UNIX_EPOCH = 25567.5  # ephem.Date('1970/1/1')
 SECOND = 1.0 / 86400.0  # one second in days

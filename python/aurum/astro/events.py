@@ -18,8 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from aurum.astro.ephemeris import (BODIES, SECOND, SIGNS, STATION_BODIES, Ephemeris,
-                                   from_djd, sign_of, to_djd, wrap180)
+from aurum.astro.ephemeris import (
+    BODIES,
+    SECOND,
+    SIGNS,
+    STATION_BODIES,
+    Ephemeris,
+    from_djd,
+    sign_of,
+    to_djd,
+    wrap180,
+)
 from aurum.astro.roots import crossings, refine
 
 # Elongation of the Moon from the Sun (USNO definition of the phases) -> event type.
