@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-engines", action="store_true",
                    help="run decode, books and bars only (no icebergs, zones, sweeps, order flow)")
 
+    from aurum.astro import cli as astro_cli
     from aurum.evaluation import cli as eval_cli
     from aurum.gateway import cli as gateway_cli
     from aurum.sim import cli as sim_cli
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_cli.add_parser(sub)
     sim_cli.add_parser(sub)
     eval_cli.add_parser(sub)
+    astro_cli.add_parser(sub)
     return p
 
 
@@ -147,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         from aurum.gateway import cli as gateway_cli
 
         return gateway_cli.run(args)
+    if args.command == "astro":
+        from aurum.astro import cli as astro_cli
+
+        return astro_cli.run(args)
     if args.command == "eval":
         from aurum.evaluation import cli as eval_cli
 
