@@ -55,8 +55,76 @@ class AstroProvider:
                       (f"inside {', '.join(s['types'])} window (weight {w:.2f}); recent trend {trend:+.2f} may turn",))
 
 
+class PivotFeed:
+    """Causal swing pivots per instrument window, shared by the Gann and Cycle pillars: each
+    bar goes into the instrument's ``PivotTracker`` once, however many providers ask."""
+
+    def __init__(self, threshold_ticks: float = 20.0, tick_size: float = 0.10) -> None:
+        self.threshold_ticks = threshold_ticks
+        self.tick_size = tick_size
+        self._trackers: dict[int, tuple[object, int]] = {}
+
+    def pivots(self, win: BarWindow) -> np.ndarray:
+        from aurum.kernels.pivots import PivotTracker
+
+        tracker, seen = self._trackers.get(id(win), (None, 0))
+        if tracker is None:
+            tracker = PivotTracker(threshold_ticks=self.threshold_ticks, tick_size=self.tick_size)
+        new = win.count - seen
+        if new > 0:
+            k = min(new, len(win.high_fx))
+            tracker.update_many(win.high_fx[-k:], win.low_fx[-k:])  # type: ignore[attr-defined]
+        self._trackers[id(win)] = (tracker, win.count)
+        return tracker.pivots  # type: ignore[attr-defined,no-any-return]
+
+
+class GannProvider:
+    """Square of Nine levels, Gann angles and time windows from the recent pivots.
+    ``price_per_bar`` is the 1x1 scale: 0.50 USD per bar suits GC one-minute bars (about a
+    third of their ATR); ``decimal_shift=1`` keeps Square-of-Nine steps near 7 USD at 4,000."""
+
+    def __init__(self, feed: PivotFeed, price_per_bar: float = 0.50, decimal_shift: int = 1) -> None:
+        from aurum.kernels.gann import GannEngine
+
+        self.feed = feed
+        self.engine = GannEngine(price_per_bar, tick_size=feed.tick_size, decimal_shift=decimal_shift)
+
+    def __call__(self, win: BarWindow, ts: int, price: float) -> Pillar | None:
+        piv = self.feed.pivots(win)
+        if len(piv) < 2 or not price > 0:
+            return None
+        bars = {"high": win.high_fx, "low": win.low_fx, "close": win.close_fx, "ts_close": win.ts}
+        st = self.engine.update(bars, piv, price, win.count - len(win.close))
+        return Pillar("gann", float(np.clip(st.direction, -1, 1)), float(np.clip(st.confidence, 0, 1)),
+                      tuple(st.reasons[:4]))
+
+
+class CycleProvider:
+    """Hilbert and autocorrelation dominant cycles, Goertzel power at 21/45/90 and the
+    21/45/90-bar counts from the pivots (``aurum.kernels.cycles``)."""
+
+    def __init__(self, feed: PivotFeed) -> None:
+        self.feed = feed
+        self._engines: dict[int, object] = {}
+
+    def __call__(self, win: BarWindow, ts: int, price: float) -> Pillar | None:
+        from aurum.kernels.cycles import CycleEngine
+
+        if len(win.close) < 40:
+            return None  # the estimators need about 32 bars to settle
+        eng = self._engines.setdefault(id(win), CycleEngine())
+        piv = self.feed.pivots(win)
+        pivots = (piv["index"], piv["kind"]) if len(piv) else None
+        st = eng.update(win.close, pivots, win.count - 1)  # type: ignore[attr-defined]
+        d, c = float(st.direction), float(st.confidence)
+        if not (np.isfinite(d) and np.isfinite(c)):
+            return None
+        return Pillar("cycle", float(np.clip(d, -1, 1)), float(np.clip(c, 0, 1)), tuple(st.reasons[:4]))
+
+
 def default_providers() -> dict[str, PillarProvider]:
-    out: dict[str, PillarProvider] = {}
+    feed = PivotFeed()
+    out: dict[str, PillarProvider] = {"gann": GannProvider(feed), "cycle": CycleProvider(feed)}
     try:
         out["astro"] = AstroProvider()
     except ImportError:  # the ephemeris package is a pinned dependency; without it, no astro pillar
@@ -64,4 +132,4 @@ def default_providers() -> dict[str, PillarProvider]:
     return out
 
 
-__all__ = ["AstroProvider", "default_providers"]
+__all__ = ["AstroProvider", "CycleProvider", "GannProvider", "PivotFeed", "default_providers"]
