@@ -32,8 +32,8 @@ class Pillar:
                 raise ValueError(f"pillar {self.name}: {what} was {v}, expected a number in [{lo:g}, 1]")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"direction": round(self.direction, 6), "confidence": round(self.confidence, 6),
-                "reasons": list(self.reasons)}
+        return {"direction": round(float(self.direction), 6), "confidence": round(float(self.confidence), 6),
+                "reasons": [str(r) for r in self.reasons]}
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ class Score:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "direction": round(self.direction, 6), "confidence": round(self.confidence, 6),
+            "direction": round(float(self.direction), 6), "confidence": round(float(self.confidence), 6),
             "degraded": self.degraded, "missing": list(self.missing),
-            "weights": {k: round(v, 6) for k, v in self.weights.items()},
+            "weights": {k: round(float(v), 6) for k, v in self.weights.items()},
             "pillars": {k: p.as_dict() for k, p in self.pillars.items()},
         }
 

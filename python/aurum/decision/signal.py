@@ -87,9 +87,10 @@ class Signal:
     degraded: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "action": self.action, "entry": self.entry, "stop": self.stop,
-                "targets": list(self.targets), "direction": round(self.direction, 6),
-                "confidence": round(self.confidence, 6), "pillars": self.pillars, "reasons": list(self.reasons),
+        f = lambda v: None if v is None else float(v)  # noqa: E731  (numpy scalars -> plain JSON numbers)
+        return {"seq": self.seq, "ts": int(self.ts), "action": self.action, "entry": f(self.entry), "stop": f(self.stop),
+                "targets": [float(t) for t in self.targets], "direction": round(float(self.direction), 6),
+                "confidence": round(float(self.confidence), 6), "pillars": self.pillars, "reasons": list(self.reasons),
                 "veto": self.veto, "degraded": list(self.degraded)}
 
 
