@@ -101,3 +101,20 @@ def test_veto_forces_flat_at_once_and_names_the_reason() -> None:
 def test_thresholds_are_validated() -> None:
     with pytest.raises(ValueError, match="exit < enter"):
         SignalConfig(enter=0.2, exit=0.3)
+
+
+def test_aurum_astro_is_wired_into_the_main_cli() -> None:
+    import subprocess
+    import sys
+
+    import orjson
+
+    out = subprocess.run([sys.executable, "-m", "aurum.cli", "astro", "--from", "2026-01-01", "--to", "2026-02-01",
+                          "--json", "--types", "full_moon"], capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (ev,) = orjson.loads(out.stdout)
+    # USNO: full moon 2026-01-03 10:03 UTC (minute precision).
+    assert ev["type"] == "full_moon" and ev["time"].startswith("2026-01-03T10:0")
+    bad = subprocess.run([sys.executable, "-m", "aurum.cli", "astro", "--from", "2026-13-01"], capture_output=True,
+                         timeout=60)
+    assert bad.returncode == 2 and b"aurum astro" in bad.stderr
