@@ -3,8 +3,9 @@
 
 One run, the same in-memory uncompressed DBN bytes for every path, medians of several passes:
 
-* ``aurum native``: ``aurum._native.Pipeline()`` fed the bytes in 64 KiB chunks (decode, L3 book,
-  trade/top/bar rings), a fresh pipeline per pass. Also ``Pipeline.feed_file`` on a ``.dbn.zst``
+* ``aurum native``: ``aurum._native.Pipeline(engines=False)`` fed the bytes in 64 KiB chunks
+  (decode, L3 book, trade/top/bar rings; no microstructure engines, so it does what the other
+  paths do), a fresh pipeline per pass. Also ``Pipeline.feed_file`` on a ``.dbn.zst``
   (zstd + decode + book, all native).
 * ``databento``: ``DBNStore.from_bytes(BytesIO(bytes)).replay(cb)`` with a no-op callback
   (decode to Python objects only) and with ``ReferenceBook.apply`` (the same L3 book in Python).
@@ -416,7 +417,7 @@ def main() -> int:
 
             def native_pass(data: bytes = raw) -> Any:
                 t0 = time.perf_counter_ns()
-                pipe = _native.Pipeline()
+                pipe = _native.Pipeline(engines=False)
                 construct_ns.append(time.perf_counter_ns() - t0)
                 mv = memoryview(data)
                 feed = pipe.feed
@@ -444,7 +445,7 @@ def main() -> int:
 
                 def native_file_pass(path: Path = ds["comp_path"]) -> Any:
                     f = _native.DbnFile(str(path))
-                    pipe = _native.Pipeline()
+                    pipe = _native.Pipeline(engines=False)
                     while pipe.feed_file(f, 1 << 20):
                         pass
                     pipe.finish()

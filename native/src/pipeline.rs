@@ -146,6 +146,18 @@ impl State {
     pub fn new(mut cfg: PipelineConfig) -> Self {
         // Order-flow bars are the time bars: one boundary rule, so FlowRec and BarRec line up.
         cfg.engines.flow.interval_ns = cfg.bars.interval_ns;
+        if !cfg.engines.enabled {
+            // Nothing will be written: keep the (never used) engine buffers tiny, so a
+            // books-only pipeline costs no more memory or start-up time than before.
+            let e = &mut cfg.engines;
+            e.iceberg_capacity = 2;
+            e.zone_capacity = 2;
+            e.sweep_capacity = 2;
+            e.flow_capacity = 2;
+            e.footprint_capacity = 2;
+            e.absorption.window_capacity = 2;
+            e.flow.max_cells = 2;
+        }
         let mut counters = Counters::default();
         counters.by_rtype = vec![0; 256];
         Self {

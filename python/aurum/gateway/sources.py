@@ -540,7 +540,7 @@ class FileSource:
             return {}
         history = R.gather(self.data, self.offsets[sel], self.lengths[sel])
         mbo = np.frombuffer(history, dtype=R.MBO_DTYPE)
-        book = _native.Pipeline(trade_capacity=2, top_capacity=2, bar_capacity=2, bar_interval_ns=0)
+        book = _native.Pipeline(trade_capacity=2, top_capacity=2, bar_capacity=2, bar_interval_ns=0, engines=False)
         book.feed(R.metadata_header(self.dataset, schema="mbo", stype_in=None, start=0, ts_out=False))
         book.feed(history)
         out: dict[int, bytes] = {}
