@@ -30,29 +30,67 @@ EMPTY_FLOW = np.zeros(0, FLOW_DTYPE)
 EMPTY_SWEEPS = np.zeros(0, SWEEP_DTYPE)
 
 
-@dataclass
-class BarWindow:
-    """The last ``HISTORY`` time bars of one instrument, as contiguous float64 arrays."""
+PACKED_BAR = np.dtype([("high", "<i8"), ("low", "<i8"), ("close", "<i8"), ("ts_close", "<u8")])
 
-    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
-    high: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    low: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    close: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    # The same in DBN fixed point, for kernels that take integer prices (bar_stats).
-    high_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    low_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    close_fx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    count: int = 0  # bars seen in total (the index of the next bar)
+
+class BarWindow:
+    """The last ``HISTORY`` time bars of one instrument. Storage is preallocated at twice the
+    history and shifted back once full, so appending a bar costs a few stores, not a copy of
+    the window; the properties are views (no copies) of the bars in the window."""
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(2 * HISTORY, PACKED_BAR)
+        self._close = np.zeros(2 * HISTORY)
+        self._lo = 0
+        self._hi = 0
+        self.count = 0  # bars seen in total (the index of the next bar)
 
     def extend(self, bars: np.ndarray) -> None:
-        self.ts = np.concatenate((self.ts, bars["ts_close"]))[-HISTORY:]
-        self.high = np.concatenate((self.high, bars["high"] * SCALE))[-HISTORY:]
-        self.low = np.concatenate((self.low, bars["low"] * SCALE))[-HISTORY:]
-        self.close = np.concatenate((self.close, bars["close"] * SCALE))[-HISTORY:]
-        self.high_fx = np.concatenate((self.high_fx, bars["high"]))[-HISTORY:]
-        self.low_fx = np.concatenate((self.low_fx, bars["low"]))[-HISTORY:]
-        self.close_fx = np.concatenate((self.close_fx, bars["close"]))[-HISTORY:]
-        self.count += len(bars)
+        for b in bars:
+            if self._hi == len(self._buf):
+                keep = HISTORY - 1
+                self._buf[:keep] = self._buf[self._hi - keep:self._hi]
+                self._close[:keep] = self._close[self._hi - keep:self._hi]
+                self._lo, self._hi = 0, keep
+            row = self._buf[self._hi]
+            row["high"], row["low"], row["close"], row["ts_close"] = b["high"], b["low"], b["close"], b["ts_close"]
+            self._close[self._hi] = b["close"] * SCALE
+            self._hi += 1
+            self._lo = max(self._lo, self._hi - HISTORY)
+            self.count += 1
+
+    @property
+    def bars(self) -> np.ndarray:
+        """Packed rows (high, low, close in DBN fixed point; ts_close ns)."""
+        return self._buf[self._lo:self._hi]
+
+    @property
+    def close(self) -> np.ndarray:
+        return self._close[self._lo:self._hi]
+
+    @property
+    def high_fx(self) -> np.ndarray:
+        return self._buf["high"][self._lo:self._hi]
+
+    @property
+    def low_fx(self) -> np.ndarray:
+        return self._buf["low"][self._lo:self._hi]
+
+    @property
+    def close_fx(self) -> np.ndarray:
+        return self._buf["close"][self._lo:self._hi]
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._buf["ts_close"][self._lo:self._hi]
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.high_fx * SCALE
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.low_fx * SCALE
 
 
 # A bar-level pillar: (window, ts_close ns, last price) -> Pillar or None (no data).

@@ -28,31 +28,45 @@ def _recent_trend(win: BarWindow) -> float:
     if len(c) <= TREND_BARS:
         return 0.0
     move = c[-1] - c[-1 - TREND_BARS]
-    rng = float(np.max(win.high[-TREND_BARS:]) - np.min(win.low[-TREND_BARS:]))
+    rng = float(win.high_fx[-TREND_BARS:].max() - win.low_fx[-TREND_BARS:].min()) * 1e-9
     return max(-1.0, min(1.0, move / rng)) if rng > 0 else 0.0
 
 
 class AstroProvider:
-    """Lunar phases, aspects, stations and ingresses as timing windows (``aurum.astro``)."""
+    """Lunar phases, aspects, stations and ingresses as timing windows (``aurum.astro``).
+
+    Windows are fetched once per UTC day (the astro package caches the ephemeris work) and
+    kept as integer nanoseconds, so a bar close costs a few comparisons, not datetime math."""
 
     def __init__(self) -> None:
         from aurum.astro import AstroWindows
 
         self.windows = AstroWindows()
+        self._day = -1
+        self._spans: list[tuple[int, int, int, str]] = []  # (start, event, end) ns, type
+
+    def _load(self, day: int) -> None:
+        d = dt.datetime.fromtimestamp(day * 86_400, tz=dt.timezone.utc).date()
+        ns = lambda t: int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1_000  # noqa: E731
+        self._spans = [(ns(w.start), ns(w.event.time), ns(w.end), w.event.type) for w in self.windows.windows_on(d)]
+        self._day = day
 
     def __call__(self, win: BarWindow, ts: int, price: float) -> Pillar | None:
-        t = dt.datetime.fromtimestamp(ts / 1e9, tz=dt.timezone.utc)
-        s = self.windows.score_inputs(t)
-        if not s["active"]:
-            near = s["nearest_type"]
-            why = f"no astro window (nearest {near} {s['nearest_hours']:+.0f} h)" if near else "no astro window"
-            return Pillar("astro", 0.0, 0.0, (why,))
+        day = ts // (86_400 * 1_000_000_000)
+        if day != self._day:
+            self._load(day)
+        w, types = 0.0, []
+        for start, at, end, kind in self._spans:
+            if start <= ts <= end:
+                edge = end if ts >= at else start
+                span = abs(edge - at)
+                w = max(w, 1.0 if span == 0 else max(0.0, 1.0 - abs(ts - at) / span))
+                types.append(kind)
+        if not types:
+            return Pillar("astro", 0.0, 0.0, ("no astro window",))
         trend = _recent_trend(win)
-        w = float(s["proximity"])
-        direction = -trend * w
-        conf = min(1.0, w * abs(trend))
-        return Pillar("astro", max(-1.0, min(1.0, direction)), conf,
-                      (f"inside {', '.join(s['types'])} window (weight {w:.2f}); recent trend {trend:+.2f} may turn",))
+        return Pillar("astro", max(-1.0, min(1.0, -trend * w)), min(1.0, w * abs(trend)),
+                      (f"inside {', '.join(sorted(set(types)))} window (weight {w:.2f}); recent trend {trend:+.2f} may turn",))
 
 
 class PivotFeed:
@@ -75,7 +89,8 @@ class PivotFeed:
             k = min(new, len(win.high_fx))
             tracker.update_many(win.high_fx[-k:], win.low_fx[-k:])  # type: ignore[attr-defined]
         self._trackers[id(win)] = (tracker, win.count)
-        return tracker.pivots  # type: ignore[attr-defined,no-any-return]
+        # The engines look at the last few pivots only (Gann 4, cycle counts 3 anchors).
+        return tracker.last_pivots(8)  # type: ignore[attr-defined,no-any-return]
 
 
 class GannProvider:
@@ -93,8 +108,7 @@ class GannProvider:
         piv = self.feed.pivots(win)
         if len(piv) < 2 or not price > 0:
             return None
-        bars = {"high": win.high_fx, "low": win.low_fx, "close": win.close_fx, "ts_close": win.ts}
-        st = self.engine.update(bars, piv, price, win.count - len(win.close))
+        st = self.engine.update(win.bars, piv, price, win.count - len(win.close))
         return Pillar("gann", float(np.clip(st.direction, -1, 1)), float(np.clip(st.confidence, 0, 1)),
                       tuple(st.reasons[:4]))
 
