@@ -176,7 +176,12 @@ class DecisionEngine:
         market = Market(ts=ts, price=price, bid=bid, ask=ask, tick=cfg.tick * SCALE, atr=self._atr(win))
         risk = self.pipeline.risk(iid, now_ns)
         builder = self._builders.setdefault(iid, SignalBuilder(cfg.signal))
-        return builder.on_bar(score, market, self._levels(zones, price_fx, cfg.tick), risk, feed_degraded)
+        levels = self._levels(zones, price_fx, cfg.tick)
+        for prov in self.providers.values():
+            extra = getattr(prov, "levels_for", None)
+            if extra is not None:
+                levels.extend(Level(px, side, "gann level") for px, side in extra(win))
+        return builder.on_bar(score, market, levels, risk, feed_degraded)
 
     def _has_mbo(self, iid: int) -> bool:
         # Once an instrument has MBO it keeps it for the session: ask until it does.

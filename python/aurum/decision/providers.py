@@ -103,12 +103,20 @@ class GannProvider:
 
         self.feed = feed
         self.engine = GannEngine(price_per_bar, tick_size=feed.tick_size, decimal_shift=decimal_shift)
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def levels_for(self, win: BarWindow) -> list[tuple[float, str]]:
+        """The last update's Square-of-Nine supports ("B") and resistances ("A"), for the
+        signal builder's stops and targets."""
+        sup, res = self._levels.get(id(win), ((), ()))
+        return [(float(p), "B") for p in sup if np.isfinite(p)] + [(float(p), "A") for p in res if np.isfinite(p)]
 
     def __call__(self, win: BarWindow, ts: int, price: float) -> Pillar | None:
         piv = self.feed.pivots(win)
         if len(piv) < 2 or not price > 0:
             return None
         st = self.engine.update(win.bars, piv, price, win.count - len(win.close))
+        self._levels[id(win)] = (st.supports, st.resistances)
         return Pillar("gann", float(np.clip(st.direction, -1, 1)), float(np.clip(st.confidence, 0, 1)),
                       tuple(st.reasons[:4]))
 
