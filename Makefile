@@ -46,6 +46,7 @@ $(NAUTILUS_VENV)/.stamp:
 bench: $(BUILT) $(NAUTILUS_VENV)/.stamp
 	cargo bench --bench pipeline
 	AURUM_NAUTILUS_PYTHON=$(NAUTILUS_VENV)/bin/python $(PY) bench/bench_decode_book.py --out bench/results/latest.md
+	$(PY) bench/bench_decision.py
 
 clean:
 	rm -rf build target python/aurum/*.so python/aurum/kernels/*.so python/aurum/kernels/*.c $(BUILT)
