@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from aurum.apikey import mask_key  # one masking rule for the package; re-exported here
+
 MAX_LINE_BYTES = 1 << 20  # 500 symbols of up to 71 chars fit many times over
 SYMBOL_BATCH = 500  # every official client splits symbol lists into lines of at most 500
 ALL_SYMBOLS = "ALL_SYMBOLS"
@@ -406,7 +408,3 @@ def parse_server_line(line: str | bytes) -> ServerMessage:
         return AuthResponse.parse(line)
     raise ControlError(f"unrecognised gateway line with keys {sorted(fields)}")
 
-
-def mask_key(key: str) -> str:
-    """How a key may appear in logs and messages: its first 8 characters, then ``***``."""
-    return key[:8] + "***"

@@ -1,0 +1,208 @@
+"""The daemon's configuration: a TOML file (example: ``daemon/aurum.toml``) with environment
+overrides, ``AURUM_<SECTION>_<KEY>`` (e.g. ``AURUM_METRICS_PORT=9200``).
+
+Every key has a typed default below; a file may set any subset. A wrong key, a wrong type or
+an out-of-range value raises ``ConfigError`` with one line that names the file (or the
+variable) and the key. Engine thresholds (``[engines.*]``) are passed to the native pipeline,
+which checks them the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config problem: the message names the file or variable and the key."""
+
+
+@dataclass
+class FeedConfig:
+    gateway: str = "glbx-mdp3.lsg.databento.com"
+    port: int = 13000
+    dataset: str = "GLBX.MDP3"
+    symbols: list[str] = field(default_factory=lambda: ["GC.c.0"])
+    stype_in: str = "continuous"  # raw_symbol | parent | continuous
+    schemas: list[str] = field(default_factory=lambda: ["mbo", "trades"])
+    snapshot: bool = True
+    heartbeat_interval_s: int = 30
+    connect_attempts: int = 3  # then fall back to Yahoo
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    key_file: str | None = None
+
+
+@dataclass
+class FallbackConfig:
+    enabled: bool = True
+    symbol: str = "GC=F"
+    poll_s: float = 60.0
+    cache_s: float = 15.0
+    retry_databento_s: float = 60.0
+
+
+@dataclass
+class ShmConfig:
+    name: str = "aurum-signals"
+    capacity: int = 1024
+    mode: int = 0o600
+
+
+@dataclass
+class MetricsConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9109
+
+
+@dataclass
+class PersistenceConfig:
+    checkpoint: str = "/var/lib/aurum/memory.json"
+    checkpoint_every_s: float = 60.0
+    journal_dir: str | None = None
+    journal_rotate_mb: int = 256
+
+
+@dataclass
+class SignalsConfig:
+    weights: dict[str, float] = field(default_factory=lambda: {"qmo": 0.35, "imo": 0.25, "gann": 0.15, "astro": 0.05,
+                                                               "cycle": 0.20})
+    enter: float = 0.35
+    exit: float = 0.10
+    min_confidence: float = 0.25
+    cooldown_bars: int = 3
+    bar_interval_s: float = 60.0
+
+
+@dataclass
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass
+class Config:
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    shm: ShmConfig = field(default_factory=ShmConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    engines: dict[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+
+RANGES: dict[str, tuple[float, float]] = {
+    "feed.port": (1, 65535), "metrics.port": (1, 65535), "feed.heartbeat_interval_s": (5, 3600),
+    "feed.connect_attempts": (1, 100), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
+    "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
+    "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
+    "fallback.cache_s": (0, 3600), "persistence.checkpoint_every_s": (1, 86_400),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "feed.stype_in": ("raw_symbol", "parent", "continuous"),
+    "log.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+SCHEMAS = ("mbo", "mbp-10", "trades")
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """``value`` as the type of ``default`` (TOML values, or strings from the environment)."""
+    kind = type(default)
+    if isinstance(value, str) and kind is not str and default is not None:
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                return text.lower() in ("1", "true", "yes", "on")
+            if kind is int:
+                return int(text, 0)
+            if kind is float:
+                return float(text)
+            if kind is list:
+                return [x.strip() for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    if default is None:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool) or kind is not bool and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _apply(cfg: Config, data: dict[str, Any], src: str) -> None:
+    for section, values in data.items():
+        if section == "engines":
+            if not isinstance(values, dict):
+                raise ConfigError(f"{src}: [engines] must be a table")
+            cfg.engines = {**cfg.engines, **values}
+            continue
+        target = getattr(cfg, section, None)
+        if target is None or not dataclasses.is_dataclass(target):
+            raise ConfigError(f"{src}: unknown section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{src}: [{section}] must be a table")
+        names = {f.name for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if key not in names:
+                raise ConfigError(f"{src}: unknown key {section}.{key}; expected one of {', '.join(sorted(names))}")
+            setattr(target, key, _coerce(value, getattr(target, key), f"{src}: {section}.{key}"))
+
+
+def _validate(cfg: Config) -> None:
+    for dotted, (lo, hi) in RANGES.items():
+        sec, key = dotted.split(".")
+        v = getattr(getattr(cfg, sec), key)
+        if not lo <= v <= hi:
+            raise ConfigError(f"{cfg.source}: {dotted} was {v}, expected {lo:g}..{hi:g}")
+    for dotted, opts in CHOICES.items():
+        sec, key = dotted.split(".")
+        v = getattr(getattr(cfg, sec), key)
+        if v not in opts:
+            raise ConfigError(f"{cfg.source}: {dotted} was {v!r}, expected one of {', '.join(opts)}")
+    bad = [s for s in cfg.feed.schemas if s not in SCHEMAS]
+    if bad or not cfg.feed.schemas:
+        raise ConfigError(f"{cfg.source}: feed.schemas has {bad or 'nothing'}; expected some of {', '.join(SCHEMAS)}")
+    if cfg.shm.capacity & (cfg.shm.capacity - 1):
+        raise ConfigError(f"{cfg.source}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
+    if not cfg.signals.exit < cfg.signals.enter:
+        raise ConfigError(f"{cfg.source}: signals.exit ({cfg.signals.exit}) must be below signals.enter ({cfg.signals.enter})")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file (if given), then ``AURUM_*`` variables; validated."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        cfg.source = str(p)
+        try:
+            data = tomllib.loads(p.read_text())
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        _apply(cfg, data, str(p))
+    env = os.environ if environ is None else environ
+    for name, value in sorted(env.items()):
+        if not name.startswith("AURUM_") or name.count("_") < 2:
+            continue
+        _, section, key = name.split("_", 2)
+        section, key = section.lower(), key.lower()
+        if not dataclasses.is_dataclass(getattr(cfg, section, None)):
+            continue  # other AURUM_ variables (AURUM_SHARED_DATA, AURUM_DEBUG_BUILD) are not config
+        _apply(cfg, {section: {key: value}}, f"${name}")
+    _validate(cfg)
+    return cfg
+
+
+__all__ = ["Config", "ConfigError", "load_config"]

@@ -1,0 +1,92 @@
+"""Daemon config (TOML + AURUM_* overrides) and the API key's sources, checks and masking.
+Keys are built at run time; no key literal lives in the repository."""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+from aurum import _native
+from aurum.apikey import ApiKeyError, load_key, mask_key
+from aurum.config import ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "daemon" / "aurum.toml"
+
+
+def fake_key(n: int = 29) -> str:
+    rng = random.Random()
+    return "db-" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def test_example_config_loads_and_equals_the_defaults() -> None:
+    cfg = load_config(EXAMPLE, environ={})
+    default = load_config(None, environ={})
+    for section in ("feed", "fallback", "shm", "metrics", "persistence", "signals", "log"):
+        assert getattr(cfg, section) == getattr(default, section), section
+    assert cfg.shm.mode == 0o600 and cfg.metrics.host == "127.0.0.1"
+    # Its engine section is accepted by the native pipeline as it stands.
+    _native.Pipeline(engine_config=cfg.engines)
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "a.toml"
+    p.write_text("[metrics]\nport = 9200\n[feed]\nschemas = ['mbo']\n")
+    cfg = load_config(p, environ={"AURUM_METRICS_PORT": "9300", "AURUM_FEED_SCHEMAS": "mbo,mbp-10",
+                                  "AURUM_SHM_MODE": "0o640", "AURUM_SHARED_DATA": "/elsewhere"})
+    assert cfg.metrics.port == 9300 and cfg.feed.schemas == ["mbo", "mbp-10"] and cfg.shm.mode == 0o640
+
+
+@pytest.mark.parametrize("text, env, pattern", [
+    ("[metrics]\nport = 'x'\n", {}, r"a\.toml: metrics\.port: expected int"),
+    ("[metrics]\nprot = 1\n", {}, r"a\.toml: unknown key metrics\.prot"),
+    ("[metric]\nport = 1\n", {}, r"a\.toml: unknown section \[metric\]"),
+    ("[metrics]\nport = 70000\n", {}, r"a\.toml: metrics\.port was 70000"),
+    ("[feed]\nschemas = ['mbo', 'ohlcv']\n", {}, r"feed\.schemas"),
+    ("[shm]\ncapacity = 1000\n", {}, r"power of two"),
+    ("[signals]\nenter = 0.1\nexit = 0.2\n", {}, r"signals\.exit"),
+    ("not toml [", {}, r"a\.toml: not valid TOML"),
+    ("", {"AURUM_METRICS_PORT": "abc"}, r"\$AURUM_METRICS_PORT: metrics\.port: expected int"),
+    ("", {"AURUM_FEED_SNAPSHOT": "maybe"}, r"\$AURUM_FEED_SNAPSHOT"),
+])
+def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
+    p = tmp_path / "a.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=pattern) as e:
+        load_config(p, environ=env)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.toml: cannot read config"):
+        load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_key_sources_in_order_and_masked(tmp_path: Path) -> None:
+    k1, k2, k3 = fake_key(), fake_key(), fake_key()
+    kf = tmp_path / "key"
+    kf.write_text(k2 + "\n")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"# comment\nexport DATABENTO_API_KEY='{k3}'\n")
+    assert load_key(kf, dotenv, environ={"DATABENTO_API_KEY": k1}).value == k1
+    assert load_key(kf, dotenv, environ={}).value == k2
+    got = load_key(None, dotenv, environ={})
+    assert got.value == k3 and got.source == str(dotenv)
+    assert k3 not in repr(got) and k3 not in str(got) and mask_key(k3) in repr(got)
+    assert got.masked == k3[:8] + "***"
+
+
+@pytest.mark.parametrize("bad", ["xx-" + "a" * 29, "db-short", "db-" + "a" * 30, "db-" + "a" * 28 + "!"])
+def test_bad_keys_are_refused_without_leaking_them(bad: str) -> None:
+    with pytest.raises(ApiKeyError) as e:
+        load_key(None, None, environ={"DATABENTO_API_KEY": bad})
+    assert bad not in str(e.value) and "$DATABENTO_API_KEY" in str(e.value)
+
+
+def test_no_key_anywhere_says_where_to_put_one(tmp_path: Path) -> None:
+    with pytest.raises(ApiKeyError, match="no Databento API key"):
+        load_key(None, tmp_path / ".env", environ={})
+    with pytest.raises(ApiKeyError, match="missing-file"):
+        load_key(tmp_path / "missing-file", None, environ={})
