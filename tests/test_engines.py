@@ -188,3 +188,22 @@ def test_crossed_book_and_maybe_bad_book_are_flagged() -> None:
     r = pl.risk(7)
     assert r["crossed_count"] == 1
     assert r["maybe_bad_book"] and r["maybe_bad_book_records"] == 1
+
+
+def test_instruments_beyond_the_cap_are_counted_and_skipped(sim_session: dict[str, Path]) -> None:
+    from aurum.testing.synth import MBO_DTYPE, metadata_bytes
+
+    recs = np.zeros(3, dtype=MBO_DTYPE)
+    recs["length"], recs["rtype"], recs["publisher_id"] = 14, 0xA0, 1
+    recs["action"], recs["side"], recs["flags"] = b"A", b"B", 128
+    recs["instrument_id"] = [1, 2, 3]
+    recs["order_id"], recs["price"], recs["size"] = [1, 2, 3], 4100 * 10**9, 1
+    recs["ts_event"] = recs["ts_recv"] = 10**18
+    pl = _native.Pipeline(max_instruments=2)
+    assert pl.feed(metadata_bytes() + recs.tobytes()) == 3
+    assert sorted(pl.book_ids()) == [1, 2]
+    assert pl.stats()["instruments_refused"] == 1
+    with pytest.raises(ValueError, match="max_instruments"):
+        _native.Pipeline(max_instruments=0)
+    with pytest.raises(ValueError, match="flow.max_cells"):
+        _native.Pipeline(engine_config={"flow": {"max_cells": 100_000}})

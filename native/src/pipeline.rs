@@ -32,11 +32,15 @@ pub struct PipelineConfig {
     pub bars: BarConfig,
     pub strict: bool,
     pub engines: EngineConfig,
+    /// Instruments tracked at most; records of further ids are counted and skipped, so a
+    /// corrupt or hostile stream of fresh ids cannot grow memory without bound (each
+    /// instrument carries books and engine buffers of a few hundred KB).
+    pub max_instruments: usize,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default() }
+        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default(), max_instruments: 4096 }
     }
 }
 
@@ -97,6 +101,8 @@ pub struct Counters {
     pub heartbeats: u64,
     pub errors: Vec<(u8, String)>,
     pub error_count: u64,
+    /// Records skipped because their instrument would exceed `max_instruments`.
+    pub instruments_refused: u64,
 }
 
 /// Everything downstream of the decoder.
@@ -206,15 +212,19 @@ impl State {
     }
 
     #[inline]
-    fn slot(&mut self, id: u32) -> usize {
+    fn slot(&mut self, id: u32) -> Option<usize> {
         if let Some((lid, li)) = self.last {
             if lid == id {
-                return li;
+                return Some(li);
             }
         }
         let i = match self.index.get(&id) {
             Some(&i) => i,
             None => {
+                if self.instruments.len() >= self.cfg.max_instruments {
+                    self.counters.instruments_refused += 1;
+                    return None;
+                }
                 self.instruments.push(Instrument::new(id, &self.cfg.engines));
                 let i = self.instruments.len() - 1;
                 self.index.insert(id, i);
@@ -222,7 +232,7 @@ impl State {
             }
         };
         self.last = Some((id, i));
-        i
+        Some(i)
     }
 
     #[inline]
@@ -245,7 +255,7 @@ impl State {
             }
             rtype::MBP_0 => {
                 if let Ok(t) = rec.try_get::<TradeMsg>() {
-                    let i = self.slot(t.hd.instrument_id);
+                    let Some(i) = self.slot(t.hd.instrument_id) else { return };
                     self.instruments[i].seen |= SRC_TRADES;
                     if self.instruments[i].primary(SRC_TRADES) {
                         self.on_trade(i, t.hd.ts_event, t.ts_recv, t.price, t.size, t.side as u8, t.flags.raw(), 0, rtype::MBP_0);
@@ -254,7 +264,7 @@ impl State {
             }
             rtype::MBP_1 => {
                 if let Ok(m) = rec.try_get::<Mbp1Msg>() {
-                    let i = self.slot(m.hd.instrument_id);
+                    let Some(i) = self.slot(m.hd.instrument_id) else { return };
                     self.instruments[i].seen |= SRC_MBP1;
                     if self.instruments[i].primary(SRC_MBP1) && m.action as u8 == b'T' {
                         self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_1);
@@ -273,7 +283,7 @@ impl State {
             }
             rtype::MBP_10 => {
                 if let Ok(m) = rec.try_get::<Mbp10Msg>() {
-                    let i = self.slot(m.hd.instrument_id);
+                    let Some(i) = self.slot(m.hd.instrument_id) else { return };
                     let inst = &mut self.instruments[i];
                     inst.seen |= SRC_MBP10;
                     inst.mbp10.apply(&m.levels);
@@ -319,7 +329,7 @@ impl State {
 
     #[inline]
     fn on_mbo(&mut self, m: &MboMsg) {
-        let i = self.slot(m.hd.instrument_id);
+        let Some(i) = self.slot(m.hd.instrument_id) else { return };
         let engines_on = self.cfg.engines.enabled;
         let inst = &mut self.instruments[i];
         inst.seen |= SRC_MBO;

@@ -104,6 +104,7 @@ class Pipeline:
         strict: bool = False,
         engines: bool = True,
         engine_config: dict[str, Any] | None = None,
+        max_instruments: int = 4096,
     ) -> None:
         """Ring capacities are rounded up to a power of two. ``strict`` turns an
         unknown rtype into a ``DecodeError`` instead of counting and skipping it.
@@ -113,7 +114,8 @@ class Pipeline:
         ``zone_capacity``, ``sweep_capacity``, ``flow_capacity``, ``footprint_capacity``) and
         sections ``iceberg``, ``absorption``, ``sweep``, ``flow``, ``pressure``, ``protect``
         whose keys are the fields documented in ``native/src/engines/*.rs``. An unknown key
-        or a bad value raises ``ValueError`` naming it."""
+        or a bad value raises ``ValueError`` naming it. Records of instruments beyond
+        ``max_instruments`` are skipped and counted (``stats()["instruments_refused"]``)."""
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> int:
         """Decode and process one chunk. Returns the records processed from it."""

@@ -105,7 +105,13 @@ impl IcebergTable {
                 Some(i) => {
                     kept += 1;
                     if r.kind == ICEBERG_NATIVE && r.state == ICEBERG_ACTIVE {
-                        self.active.insert((r.instrument_id, r.order_id), i);
+                        // A snapshot with two live rows for one order: the later row wins and
+                        // the earlier is closed, or it would stay ACTIVE with nothing to end it.
+                        if let Some(prev) = self.active.insert((r.instrument_id, r.order_id), i) {
+                            if let Some(p) = self.rows.get_mut(prev) {
+                                p.state = ICEBERG_CANCELLED;
+                            }
+                        }
                     }
                 }
                 None => self.dropped += 1,

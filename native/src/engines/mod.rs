@@ -86,11 +86,22 @@ impl EngineConfig {
             ("sweep_capacity", self.sweep_capacity),
             ("flow_capacity", self.flow_capacity),
             ("footprint_capacity", self.footprint_capacity),
-            ("absorption.window_capacity", self.absorption.window_capacity),
         ] {
             if v == 0 || v > MAX_ROWS {
                 return Err(format!("{name} was {v}, expected 1..={MAX_ROWS}"));
             }
+        }
+        // Per-instrument buffers: bounded tighter, since every instrument gets its own.
+        for (name, v, max) in [
+            ("absorption.window_capacity", self.absorption.window_capacity, 1 << 16),
+            ("flow.max_cells", self.flow.max_cells, 4096),
+        ] {
+            if v == 0 || v > max {
+                return Err(format!("{name} was {v}, expected 1..={max}"));
+            }
+        }
+        if self.depth_sample_ns < 100_000 {
+            return Err(format!("depth_sample_ns was {}, expected >= 100000 (0.1 ms): depth is sampled, not recomputed per update", self.depth_sample_ns));
         }
         let unit = |name: &str, v: f64, lo_open: bool| -> Result<(), String> {
             let ok = v.is_finite() && v <= 1.0 && if lo_open { v > 0.0 } else { v >= 0.0 };

@@ -220,11 +220,13 @@ impl SweepDetector {
     fn emit_event(&self, cfg: &SweepConfig, ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         let aggs = &self.aggs[..self.n_aggs];
         // Per side (0 = B, 1 = A): the first named aggressor, if a stop run starts with it.
+        // Reference §3: two or more same-side aggressor ids in one event is a stop run (on CME
+        // only elected stops add aggressors to a match event), whatever the trigger swept.
         let mut run_head: [Option<usize>; 2] = [None, None];
         for (k, side) in [b'B', b'A'].into_iter().enumerate() {
             let named = || aggs.iter().enumerate().filter(move |(_, a)| a.order_id != 0 && a.fills.side == side);
-            if let Some((first, a)) = named().next() {
-                if named().count() >= 2 && a.fills.sweeps(cfg) {
+            if let Some((first, _)) = named().next() {
+                if named().count() >= 2 {
                     run_head[k] = Some(first);
                 }
             }
@@ -449,12 +451,14 @@ mod tests {
     }
 
     #[test]
-    fn no_stop_run_when_the_first_aggressor_did_not_sweep() {
+    fn a_one_price_trigger_with_an_elected_stop_is_a_stop_run() {
+        // Reference §3: a second same-side aggressor id in the event is an elected stop,
+        // whether or not the trigger itself swept.
         let (mut d, mut out) = (SweepDetector::new(7, &SweepConfig::default()), outputs());
         event(&mut d, &mut out, &[(5, b'B', 0, 3), (9, b'B', 1, 4), (9, b'B', 2, 1), (11, b'A', 0, 1)]);
         let r = recs(&out);
         assert_eq!(r.len(), 1);
-        assert_eq!((r[0].kind, r[0].order_id, r[0].levels), (SWEEP, 9, 2));
+        assert_eq!((r[0].kind, r[0].order_id, r[0].stops, r[0].levels), (STOP_RUN, 5, 1, 3));
     }
 
     #[test]

@@ -82,14 +82,13 @@ impl ZoneTable {
     /// dropped and counted; duplicate keys keep the last row.
     pub fn restore(&mut self, rows: &[ZoneRec]) -> usize {
         self.clear();
-        let mut kept = 0;
         for r in rows {
             if let Some(z) = self.upsert(r.instrument_id, r.kind, r.side, r.price, r.first_ts) {
                 *z = *r;
-                kept += 1;
             }
         }
-        kept
+        // Duplicate keys share one row: count rows, not inserts.
+        self.rows.len()
     }
 }
 

@@ -323,7 +323,8 @@ impl PyPipeline {
     #[new]
     #[pyo3(signature = (*, trade_capacity = 65536, top_capacity = 65536, bar_capacity = 16384,
                         bar_interval_ns = 60_000_000_000, tick_bar_trades = 0,
-                        volume_bar_contracts = 0, strict = false, engines = true, engine_config = None))]
+                        volume_bar_contracts = 0, strict = false, engines = true, engine_config = None,
+                        max_instruments = 4096))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         trade_capacity: usize,
@@ -335,7 +336,11 @@ impl PyPipeline {
         strict: bool,
         engines: bool,
         engine_config: Option<&Bound<'_, PyDict>>,
+        max_instruments: usize,
     ) -> PyResult<Self> {
+        if !(1..=1 << 20).contains(&max_instruments) {
+            return Err(PyValueError::new_err(format!("max_instruments was {max_instruments}, expected 1..={}", 1 << 20)));
+        }
         let mut engine_cfg = EngineConfig { enabled: engines, ..Default::default() };
         if let Some(d) = engine_config {
             engine_conf::apply(&mut engine_cfg, d)?;
@@ -360,6 +365,7 @@ impl PyPipeline {
             bars: BarConfig { interval_ns: bar_interval_ns, tick_trades: tick_bar_trades, volume_contracts: volume_bar_contracts },
             strict,
             engines: engine_cfg,
+            max_instruments,
         };
         Ok(Self { inner: CorePipeline::new(cfg) })
     }
@@ -446,6 +452,7 @@ impl PyPipeline {
         d.set_item("bars_closed", c.bars_closed)?;
         d.set_item("heartbeats", c.heartbeats)?;
         d.set_item("error_count", c.error_count)?;
+        d.set_item("instruments_refused", c.instruments_refused)?;
         let errs = PyList::empty(py);
         for (code, text) in &c.errors {
             errs.append((code, text))?;

@@ -119,6 +119,7 @@ class DecisionEngine:
         self._windows: dict[int, BarWindow] = {}
         self._builders: dict[int, SignalBuilder] = {}
         self.last_score: dict[int, Score] = {}
+        self.provider_errors: dict[str, str] = {}  # the latest error per provider, for logs
         self.signals: list[Signal] = []
 
     def on_bars(self, bars: np.ndarray, now_ns: int = 0, feed_degraded: str | None = None) -> list[Signal]:
@@ -166,7 +167,13 @@ class DecisionEngine:
         }
         for name in ("gann", "astro", "cycle"):
             prov = self.providers.get(name)
-            pillars[name] = prov(win, ts, price) if prov is not None else None
+            try:
+                pillars[name] = prov(win, ts, price) if prov is not None else None
+            except (ValueError, FloatingPointError) as e:
+                # One pillar's bad bar (e.g. a NaN from a kernel) must not stop the decision:
+                # it drops out, and the score reports it as missing.
+                pillars[name] = None
+                self.provider_errors[name] = f"{type(e).__name__}: {e}"
         score = self.scorer.score(pillars)
         self.last_score[iid] = score
         top = self.pipeline.last_top(iid)

@@ -117,8 +117,10 @@ class GannProvider:
             return None
         st = self.engine.update(win.bars, piv, price, win.count - len(win.close))
         self._levels[id(win)] = (st.supports, st.resistances)
-        return Pillar("gann", float(np.clip(st.direction, -1, 1)), float(np.clip(st.confidence, 0, 1)),
-                      tuple(st.reasons[:4]))
+        d, c = float(st.direction), float(st.confidence)
+        if not (np.isfinite(d) and np.isfinite(c)):
+            return None  # flat or too-short history: no opinion rather than a wrong one
+        return Pillar("gann", float(np.clip(d, -1, 1)), float(np.clip(c, 0, 1)), tuple(st.reasons[:4]))
 
 
 class CycleProvider:
