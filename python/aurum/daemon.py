@@ -1,0 +1,293 @@
+"""``aurumd`` (= ``aurum run --config FILE``): one process on uvloop wiring the live feed, the
+native pipeline, the decision layer and the outputs.
+
+Data flows one way: LSG client -> native pipeline (decode, books, engines, bars) -> decision
+layer at bar closes -> shared-memory signals and state -> consumers. Python runs per chunk
+and per bar, never per record. Around it: the Iceberg Memory checkpoint (atomic, periodic and
+at shutdown), systemd notifications (READY, WATCHDOG, STATUS, STOPPING), SIGTERM (graceful
+stop within 2 s) and SIGHUP (reload weights and thresholds without dropping the feed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aurum import _native
+from aurum.apikey import ApiKey
+from aurum.config import Config, ConfigError, load_config
+from aurum.decision.engine import DecisionConfig, DecisionEngine
+from aurum.decision.providers import default_providers
+from aurum.decision.signal import SignalConfig
+from aurum.memory import SnapshotError, load_memory, save_memory
+from aurum.rings import RingReader
+from aurum.sdnotify import Notifier
+
+log = logging.getLogger("aurum.daemon")
+
+STATE_EVERY_S = 0.1  # the shared-memory state block is refreshed at most this often
+SOURCES = {"databento": 0, "yahoo": 1, "replay": 2}
+
+
+@dataclass
+class DaemonStats:
+    signals: dict[str, int] = field(default_factory=lambda: {"BUY": 0, "SELL": 0, "FLAT": 0})
+    chunks: int = 0
+    checkpoints: int = 0
+    checkpoint_errors: int = 0
+    reloads: int = 0
+    started_ns: int = field(default_factory=time.time_ns)
+
+
+def signal_config(cfg: Config) -> SignalConfig:
+    s = cfg.signals
+    return SignalConfig(enter=s.enter, exit=s.exit, min_confidence=s.min_confidence, cooldown_bars=s.cooldown_bars)
+
+
+class Daemon:
+    """Everything but the event loop: tests drive ``on_chunk``/``tick`` directly or run ``run()``."""
+
+    def __init__(self, cfg: Config, key: ApiKey | None, *, config_path: str | None = None,
+                 shm_writer: Any | None = None, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.key = key
+        self.config_path = config_path
+        self.pipeline = _native.Pipeline(bar_interval_ns=int(cfg.signals.bar_interval_s * 1e9),
+                                         engine_config=cfg.engines)
+        self.decision = DecisionEngine(self.pipeline, DecisionConfig(weights=cfg.signals.weights,
+                                                                     signal=signal_config(cfg)),
+                                       providers=default_providers())
+        self.bars = RingReader(self.pipeline, "bars", from_start=True)
+        self.notifier = notifier or Notifier()
+        self.shm = shm_writer if shm_writer is not None else self._open_shm()
+        self.stats = DaemonStats()
+        self.source = "databento"
+        self.feed_state = "down"
+        self._last_state = 0.0
+        self._stop = asyncio.Event() if _has_loop() else None
+        self.client: Any = None
+        self.restore_checkpoint()
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def _open_shm(self) -> Any:
+        c = self.cfg.shm
+        return _native.ShmSignalWriter(c.name, capacity=c.capacity, mode=c.mode)
+
+    def restore_checkpoint(self) -> None:
+        path = Path(self.cfg.persistence.checkpoint)
+        if not path.exists():
+            return
+        try:
+            n_ice, n_zones = load_memory(self.pipeline, path)
+            log.info("restored Iceberg Memory from %s: %d icebergs, %d zones", path, n_ice, n_zones)
+        except SnapshotError as e:
+            # Keep the unreadable file for inspection rather than overwrite it at the next checkpoint.
+            bad = path.with_suffix(path.suffix + ".bad")
+            path.replace(bad)
+            log.error("checkpoint not restored: %s (moved to %s); starting with empty memory", e, bad)
+
+    def checkpoint(self) -> None:
+        path = Path(self.cfg.persistence.checkpoint)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_memory(self.pipeline, path)
+            self.stats.checkpoints += 1
+        except OSError as e:
+            self.stats.checkpoint_errors += 1
+            log.error("checkpoint to %s failed: %s", path, e.strerror or e)
+
+    # --- the record path's per-chunk hook ----------------------------------------------------
+
+    def on_chunk(self, nbytes: int = 0, nrecords: int = 0, now_ns: int | None = None) -> int:
+        """After each chunk the client fed: run the decision layer on newly closed bars and
+        publish. Returns signals published."""
+        self.stats.chunks += 1
+        return self._drain_bars(time.time_ns() if now_ns is None else now_ns)
+
+    def tick(self, now_ns: int | None = None) -> int:
+        """Once a second: close due time bars on the wall clock, heartbeat, watchdog."""
+        now = time.time_ns() if now_ns is None else now_ns
+        self.pipeline.advance_clock(now)
+        n = self._drain_bars(now)
+        self.shm.heartbeat(now)
+        self.notifier.watchdog()
+        return n
+
+    def _drain_bars(self, now_ns: int) -> int:
+        batch = self.bars.poll()
+        if batch.lost:
+            log.warning("bar ring lapped: %d bars lost before the decision layer saw them", batch.lost)
+        published = 0
+        if len(batch.records):
+            degraded = None if self.source == "databento" else f"{self.source} fallback"
+            for sig in self.decision.on_bars(batch.records.copy(), now_ns=now_ns, feed_degraded=degraded):
+                self._publish(sig)
+                published += 1
+        if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
+            self._publish_state(now_ns)
+        return published
+
+    def _publish(self, sig: Any) -> None:
+        d = sig.as_dict()
+        pillars = d["pillars"]
+        names = ("qmo", "imo", "gann", "astro", "cycle")
+        self.shm.publish(
+            ts_ns=d["ts"], action=d["action"], entry=d["entry"] or 0.0, stop=d["stop"] or 0.0,
+            targets=d["targets"][:3], direction=d["direction"], confidence=d["confidence"],
+            pillar_dir=[pillars.get(n, {}).get("direction", 0.0) for n in names],
+            pillar_conf=[pillars.get(n, {}).get("confidence", 0.0) for n in names],
+            veto=1 if d["veto"] else 0, reason="; ".join(d["reasons"])[:119],
+        )
+        self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
+        log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
+                 d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
+
+    def _publish_state(self, now_ns: int) -> None:
+        self._last_state = time.monotonic()
+        fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source,
+                                  "feed_state": {"streaming": "live", "backoff": "recovering"}.get(self.feed_state, "down")}
+        ids = self.pipeline.book_ids() or [i for i in self.decision.last_score]
+        if ids:
+            iid = ids[0]
+            top = self.pipeline.last_top(iid)
+            if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
+                fields.update(bid=top[0] * 1e-9, ask=top[3] * 1e-9, instrument_id=iid)
+            score = self.decision.last_score.get(iid)
+            if score is not None:
+                names = ("qmo", "imo", "gann", "astro", "cycle")
+                fields["pillar_dir"] = [score.pillars[n].direction if n in score.pillars else 0.0 for n in names]
+                fields["pillar_conf"] = [score.pillars[n].confidence if n in score.pillars else 0.0 for n in names]
+        self.shm.update_state(fields)
+
+    # --- reload and stop ---------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the config; apply weights and signal thresholds. A bad file keeps
+        the running settings (and says why). The feed is not touched."""
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+            self.decision.scorer.set_weights(new.signals.weights)
+            cfg = signal_config(new)
+        except (ConfigError, ValueError) as e:
+            log.error("reload refused, keeping the running settings: %s", e)
+            return False
+        for b in self.decision._builders.values():
+            b.config = cfg
+        self.decision.config.signal = cfg
+        if new.engines != self.cfg.engines:
+            log.warning("engine thresholds changed in %s: they take effect at the next start", self.config_path)
+        self.cfg.signals = new.signals
+        self.stats.reloads += 1
+        log.info("reloaded weights and signal thresholds from %s", self.config_path)
+        return True
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self.client is not None:
+            self.client.stop()
+
+    def shutdown(self) -> None:
+        """Final flush and checkpoint; called once, on the way out."""
+        self.notifier.stopping("checkpointing")
+        self.pipeline.flush_bars()
+        self._drain_bars(time.time_ns())
+        self.checkpoint()
+        self.shm.heartbeat()
+        log.info("stopped: %s", self.stats)
+
+    # --- the event loop ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        from aurum.feeds.lsg import LsgClient
+
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        f = self.cfg.feed
+        if self.key is None:
+            raise ConfigError("no Databento API key (see aurum doctor)")
+        self.client = LsgClient(self.pipeline, self.key, host=f.gateway, port=f.port, dataset=f.dataset,
+                                symbols=f.symbols, stype_in=f.stype_in, schemas=f.schemas,
+                                heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
+                                backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
+                                on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered)
+        feed = asyncio.create_task(self.client.run())
+        self.notifier.ready(f"streaming {','.join(f.symbols)} from {f.gateway}:{f.port}")
+        last_ckpt = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    pass
+                self.feed_state = getattr(self.client, "state", "down")
+                self.tick()
+                if time.monotonic() - last_ckpt >= self.cfg.persistence.checkpoint_every_s:
+                    self.checkpoint()
+                    last_ckpt = time.monotonic()
+                if feed.done():
+                    exc = feed.exception()
+                    if exc is not None:
+                        log.error("feed stopped: %s", exc)
+                        return 1
+                    break
+        finally:
+            self.client.stop()
+            try:
+                await asyncio.wait_for(feed, timeout=1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                feed.cancel()
+            self.shutdown()
+        return 0
+
+    def _on_give_up(self) -> None:
+        log.error("Databento unreachable after %d attempts; degraded until it recovers", self.cfg.feed.connect_attempts)
+        self.source = "yahoo" if self.cfg.fallback.enabled else self.source
+
+    def _on_recovered(self) -> None:
+        log.info("Databento recovered; leaving the fallback")
+        self.source = "databento"
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def main(config_path: str | None) -> int:
+    from aurum.apikey import ApiKeyError, load_key
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        cfg = load_config(config_path)
+        key = load_key(cfg.feed.key_file)
+    except (ConfigError, ApiKeyError) as e:
+        log.error("%s", e)
+        return 2
+    logging.getLogger().setLevel(cfg.log.level)
+    log.info("starting: feed %s:%d %s, key %s", cfg.feed.gateway, cfg.feed.port, cfg.feed.symbols, key.masked)
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    daemon = Daemon(cfg, key, config_path=config_path)
+    return int(runner(daemon.run()))
+
+
+__all__ = ["Daemon", "DaemonStats", "main"]

@@ -1,0 +1,103 @@
+"""The daemon's wiring without the network: a simulated session fed chunk by chunk reaches the
+decision layer and real shared memory; checkpoints survive a restart; SIGHUP-style reloads
+refuse bad files; systemd notifications arrive on a real datagram socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aurum import _native
+from aurum.config import load_config
+from aurum.consumer import ShmReader
+from aurum.daemon import Daemon
+from aurum.sdnotify import Notifier
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aurum.sim import run_to_files
+
+    out = tmp_path_factory.mktemp("d") / "s.dbn.zst"
+    _, summary = run_to_files("mixed", out, seed=21, records=600_000)
+    return Path(summary["paths"]["mbo"])
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path) -> Path:
+    name = f"aurum-test-{uuid.uuid4().hex[:10]}"
+    p = tmp_path / "aurum.toml"
+    p.write_text(f'[shm]\nname = "{name}"\ncapacity = 256\n[persistence]\ncheckpoint = "{tmp_path / "mem.json"}"\n'
+                 "[signals]\nbar_interval_s = 5.0\n")
+    yield p
+    Path("/dev/shm", name).unlink(missing_ok=True)
+
+
+def feed(d: Daemon, path: Path) -> None:
+    f = _native.DbnFile(str(path))
+    while n := d.pipeline.feed_file(f, 1 << 16):
+        d.on_chunk(n, 0, now_ns=d.pipeline.clock)
+
+
+def test_signals_reach_shared_memory_and_memory_survives_restart(session: Path, cfg_file: Path) -> None:
+    cfg = load_config(cfg_file, environ={})
+    d = Daemon(cfg, None, config_path=str(cfg_file))
+    reader = ShmReader(cfg.shm.name, from_start=True)
+    feed(d, session)
+    d.shutdown()
+    published = sum(d.stats.signals.values())
+    assert published >= 4
+    got, lost = reader.poll()
+    assert lost == 0 and len(got) == published
+    assert {g["action"] for g in got} <= {"BUY", "SELL", "FLAT", 0, 1, 2}
+    st = reader.state()
+    assert st is not None and st["bid"] > 0 and st["ask"] > st["bid"]
+    assert reader.writer_alive(5.0)
+    # The checkpoint written at shutdown is restored by the next daemon.
+    ckpt = Path(cfg.persistence.checkpoint)
+    assert ckpt.exists() and d.stats.checkpoints == 1
+    d2 = Daemon(cfg, None, config_path=str(cfg_file), shm_writer=d.shm)
+    from aurum.engines import table_array
+
+    assert len(table_array(d2.pipeline, "zones")) == len(table_array(d.pipeline, "zones")) > 0
+    reader.close()
+
+
+def test_corrupt_checkpoint_is_set_aside_not_lost(cfg_file: Path) -> None:
+    cfg = load_config(cfg_file, environ={})
+    ckpt = Path(cfg.persistence.checkpoint)
+    ckpt.write_text("{broken")
+    d = Daemon(cfg, None, config_path=str(cfg_file))
+    assert not ckpt.exists() and ckpt.with_suffix(".json.bad").read_text() == "{broken"
+    d.shm.close()
+
+
+def test_reload_applies_good_files_and_refuses_bad_ones(cfg_file: Path) -> None:
+    cfg = load_config(cfg_file, environ={})
+    d = Daemon(cfg, None, config_path=str(cfg_file))
+    base = cfg_file.read_text()
+    cfg_file.write_text(base.replace("[signals]\n", "[signals]\nweights = { qmo = 1.0, imo = 0.0, gann = 0.0, astro = 0.0, cycle = 0.0 }\n"))
+    assert d.reload() and d.decision.scorer.weights["qmo"] == 1.0 and d.decision.scorer.weights["imo"] == 0.0
+    cfg_file.write_text(base.replace("[signals]\n", "[signals]\nweights = { qmo = -1.0 }\n"))
+    assert not d.reload()
+    assert d.decision.scorer.weights["qmo"] == 1.0  # the running weights stay
+    d.shm.close()
+
+
+def test_systemd_notifications_reach_a_datagram_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    srv.settimeout(2)
+    n = Notifier(path)
+    assert n.ready("streaming GC.c.0") and n.watchdog() and n.status("42 signals") and n.stopping()
+    msgs = [srv.recv(1024).decode() for _ in range(4)]
+    assert msgs == ["READY=1\nSTATUS=streaming GC.c.0", "WATCHDOG=1", "STATUS=42 signals", "STOPPING=1"]
+    srv.close()
+    assert not Notifier("").enabled and not Notifier("").ready()
+    os.environ.pop("WATCHDOG_USEC", None)
+    assert n.watchdog_interval_s() is None
