@@ -323,6 +323,9 @@ struct Mapping {
 // thread moves that ownership. Mutation goes through `ShmSignalWriter`'s `&mut self`, and
 // concurrent access (other processes) only through atomics and seqlock-validated copies.
 unsafe impl Send for Mapping {}
+// SAFETY: `&Mapping` only hands out `&AtomicU64` and volatile u32 reads of header fields that
+// change only under `&mut ShmSignalWriter` (init); payload writes need `&mut` too.
+unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(file: &File, len: usize, writable: bool) -> io::Result<Self> {
