@@ -53,33 +53,17 @@ pub const REASON_LEN: usize = 120;
 pub const PRICE_SCALE: i64 = 1_000_000_000;
 pub const UNDEF_PRICE: i64 = i64::MAX;
 
-pub const ACTION_FLAT: u8 = 0;
-pub const ACTION_BUY: u8 = 1;
-pub const ACTION_SELL: u8 = 2;
-pub const SOURCE_DATABENTO: u8 = 0;
-pub const SOURCE_YAHOO: u8 = 1;
-pub const SOURCE_REPLAY: u8 = 2;
-pub const FEED_DOWN: u8 = 0;
-pub const FEED_LIVE: u8 = 1;
-pub const FEED_STALE: u8 = 2;
-pub const FEED_RECOVERING: u8 = 3;
+pub const ACTION_FLAT: u8 = 0; pub const ACTION_BUY: u8 = 1; pub const ACTION_SELL: u8 = 2;
+pub const SOURCE_DATABENTO: u8 = 0; pub const SOURCE_YAHOO: u8 = 1; pub const SOURCE_REPLAY: u8 = 2;
+pub const FEED_DOWN: u8 = 0; pub const FEED_LIVE: u8 = 1; pub const FEED_STALE: u8 = 2; pub const FEED_RECOVERING: u8 = 3;
 
 // Header field offsets (see LAYOUT_DESC). write_seq and heartbeat sit on their own cache
 // lines so readers spinning on write_seq never share a line with geometry they re-read.
-const OFF_MAGIC: usize = 0;
-const OFF_VERSION: usize = 8;
-const OFF_HEADER_SIZE: usize = 12;
-const OFF_LAYOUT_HASH: usize = 16;
-const OFF_CAPACITY: usize = 24;
-const OFF_RECORD_SIZE: usize = 28;
-const OFF_STATE_OFFSET: usize = 32;
-const OFF_STATE_SIZE: usize = 36;
-const OFF_RING_OFFSET: usize = 40;
-const OFF_WRITER_PID: usize = 44;
-const OFF_TOTAL_SIZE: usize = 48;
-const OFF_EPOCH: usize = 56;
-const OFF_WRITE_SEQ: usize = 64;
-const OFF_HEARTBEAT: usize = 128;
+const OFF_MAGIC: usize = 0; const OFF_VERSION: usize = 8; const OFF_HEADER_SIZE: usize = 12;
+const OFF_LAYOUT_HASH: usize = 16; const OFF_CAPACITY: usize = 24; const OFF_RECORD_SIZE: usize = 28;
+const OFF_STATE_OFFSET: usize = 32; const OFF_STATE_SIZE: usize = 36; const OFF_RING_OFFSET: usize = 40;
+const OFF_WRITER_PID: usize = 44; const OFF_TOTAL_SIZE: usize = 48; const OFF_EPOCH: usize = 56;
+const OFF_WRITE_SEQ: usize = 64; const OFF_HEARTBEAT: usize = 128;
 
 /// The canonical layout description. Identical strings live in `aurum_shm.h` and
 /// `aurum/consumer.py`; tests check all three agree. Change a field: bump VERSION and this.
@@ -112,8 +96,10 @@ pub const fn fnv1a64(bytes: &[u8]) -> u64 {
 
 pub const LAYOUT_HASH: u64 = fnv1a64(LAYOUT_DESC.as_bytes());
 
-const CRC_TABLE: [u32; 256] = {
-    let mut t = [0u32; 256];
+/// Slicing-by-8 tables: 8 bytes per step keeps the checksum of a 244-byte signal ~100 ns
+/// instead of ~600 ns bytewise.
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -122,8 +108,17 @@ const CRC_TABLE: [u32; 256] = {
             c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
-        t[i] = c;
+        t[0][i] = c;
         i += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
     }
     t
 };
@@ -131,9 +126,17 @@ const CRC_TABLE: [u32; 256] = {
 /// CRC-32 (IEEE, as zlib): Python checks it with `zlib.crc32`, so readers on weaker memory
 /// models than x86 have a second line of defence against a torn copy.
 pub fn crc32(bytes: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
     let mut c = !0u32;
-    for &b in bytes {
-        c = CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for b in &mut chunks {
+        let lo = c ^ u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let hi = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        c = t[7][(lo & 0xff) as usize] ^ t[6][((lo >> 8) & 0xff) as usize] ^ t[5][((lo >> 16) & 0xff) as usize] ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize] ^ t[2][((hi >> 8) & 0xff) as usize] ^ t[1][((hi >> 16) & 0xff) as usize] ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        c = t[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
     }
     !c
 }
@@ -221,47 +224,18 @@ const _: () = {
 
 impl Default for SignalRecord {
     fn default() -> Self {
-        Self {
-            seq: 0,
-            ts_ns: 0,
-            instrument_id: 0,
-            action: ACTION_FLAT,
-            flags: 0,
-            veto: 0,
-            entry: UNDEF_PRICE,
-            stop: UNDEF_PRICE,
-            targets: [UNDEF_PRICE; 3],
-            direction: 0.0,
-            confidence: 0.0,
-            pillar_dir: [0.0; 5],
-            pillar_conf: [0.0; 5],
-            reason: [0; REASON_LEN],
-            _pad: 0,
-            crc32: 0,
-        }
+        // SAFETY: a struct of integers, floats and byte arrays only: all-zero bytes are a
+        // valid value (0, 0.0, NUL), as the C and Python readers assume too.
+        let zero: Self = unsafe { std::mem::zeroed() };
+        Self { entry: UNDEF_PRICE, stop: UNDEF_PRICE, targets: [UNDEF_PRICE; 3], ..zero }
     }
 }
 
 impl Default for StateBlock {
     fn default() -> Self {
-        Self {
-            update_ts: 0,
-            last: UNDEF_PRICE,
-            bid: UNDEF_PRICE,
-            ask: UNDEF_PRICE,
-            volume: 0,
-            market_ts: 0,
-            instrument_id: 0,
-            source: SOURCE_DATABENTO,
-            feed_state: FEED_DOWN,
-            zone_count: 0,
-            pillar_dir: [0.0; 5],
-            pillar_conf: [0.0; 5],
-            _pad: [0; 24],
-            zones: [Zone::default(); MAX_ZONES],
-            _pad2: [0; 124],
-            crc32: 0,
-        }
+        // SAFETY: as for SignalRecord: integers, floats, byte arrays and `Zone`s of the same.
+        let zero: Self = unsafe { std::mem::zeroed() };
+        Self { last: UNDEF_PRICE, bid: UNDEF_PRICE, ask: UNDEF_PRICE, ..zero }
     }
 }
 
