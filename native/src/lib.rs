@@ -10,6 +10,7 @@ pub mod engines;
 pub mod file;
 pub mod pipeline;
 pub mod ring;
+pub mod shm;
 
 #[cfg(feature = "python")]
 mod python;

@@ -228,3 +228,52 @@ def derive_mbp10_trades(mbo: bytes | bytearray | memoryview) -> tuple[bytes, byt
       (``A`` a level appeared, ``C`` one vanished, ``M`` a size changed).
     The last MBP-10 record of an event carries F_LAST. Raises ``DecodeError`` on bad input.
     """
+
+class ShmSignalWriter:
+    """The single writer of a shared-memory signal segment ``/dev/shm/<name>`` (layout:
+    ``native/include/README.md``; readers: ``aurum.consumer.ShmReader``, ``aurum tail``).
+
+    Creates the segment with permissions exactly ``mode``, or takes over one left by a dead
+    writer; raises ``OSError`` if a live writer holds it, ``ValueError`` for a bad name,
+    capacity (a power of two, 2..=4194304) or mode. Prices are USD floats (``None`` = none),
+    stored as 1e-9 fixed point. Unknown keys raise ``ValueError``. Never blocks on readers.
+    """
+
+    layout_hash: int
+    """FNV-1a 64 of ``layout_desc``, stored in the header."""
+    layout_desc: str
+    version: int
+
+    def __init__(self, name: str = "aurum-signals", capacity: int = 4096, mode: int = 0o600,
+                 unlink_on_close: bool = False) -> None: ...
+    def publish(self, mapping: dict[str, Any] | None = None, /, **fields: Any) -> int:
+        """Publishes one signal; returns its sequence number. Fields (all optional):
+        ``ts_ns`` (default now), ``instrument_id``, ``action`` (0/1/2 or "FLAT"/"BUY"/"SELL"),
+        ``flags`` (u8), ``veto`` (u16), ``entry``, ``stop``, ``targets`` (up to 3),
+        ``direction``, ``confidence``, ``pillar_dir``/``pillar_conf`` (up to 5 floats),
+        ``reason`` (UTF-8, truncated to 119 bytes). ``seq``/``crc32`` are ignored, so a
+        reader's dict can be re-published. Also refreshes the heartbeat."""
+    def update_state(self, mapping: dict[str, Any] | None = None, /, **fields: Any) -> None:
+        """Updates the latest-state block; fields not given keep their previous value.
+        ``ts_ns`` (default now), ``last``/``bid``/``ask``, ``volume``, ``market_ts``,
+        ``instrument_id``, ``source`` (0/1/2 or "databento"/"yahoo"/"replay"), ``feed_state``
+        (0..3 or "down"/"live"/"stale"/"recovering"), ``pillar_dir``/``pillar_conf``,
+        ``zones`` (at most 32 dicts of ``price, side ('B'/'A'), kind, state, strength,
+        volume``; replaces the list). Also refreshes the heartbeat."""
+    def heartbeat(self, now_ns: int | None = None) -> None:
+        """Wall-clock ns (default now). Readers treat an old heartbeat as a dead writer."""
+    def close(self) -> None:
+        """Unmaps and releases the writer lock (and unlinks if ``unlink_on_close``)."""
+    def __enter__(self) -> ShmSignalWriter: ...
+    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def written(self) -> int:
+        """Signals published so far (the next signal's sequence)."""

@@ -38,6 +38,7 @@ fn rows_from_bytes<T: Copy + Default>(b: &[u8]) -> PyResult<Vec<T>> {
 }
 
 mod engine_conf;
+mod shm;
 
 create_exception!(_native, DecodeError, PyValueError, "Malformed DBN input; `offset` is the byte offset.");
 
@@ -628,6 +629,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPipeline>()?;
     m.add_class::<PyDbnFile>()?;
     m.add_class::<RingView>()?;
+    m.add_class::<shm::PyShmSignalWriter>()?;
     m.add_function(wrap_pyfunction!(derive_mbp10_trades, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DBN_CRATE_VERSION", "0.73.0")?;

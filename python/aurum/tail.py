@@ -1,0 +1,145 @@
+"""``aurum tail``: print the daemon's signals from shared memory as they arrive.
+
+    aurum tail                       # human-readable, until Ctrl-C
+    aurum tail --json --count 10     # ten JSON objects, one per line, then exit
+    aurum tail --state               # the latest-state block once
+    aurum tail --from-start          # first the signals still in the ring
+
+Lost signals (this reader was lapped) are reported on stderr, so stdout stays clean JSON.
+The lead wires ``add_parser``/``run`` into ``aurum.cli``; ``python -m aurum.tail`` runs it
+standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from aurum.consumer import DEFAULT_NAME, ShmError, ShmReader
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"count was {text!r}, expected a positive integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("count must be >= 1")
+    return n
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``tail`` subcommand on an ``argparse`` subparsers object."""
+    t = subparsers.add_parser(
+        "tail", help="print live signals from the daemon's shared-memory output",
+        description="Follow the shared-memory signal ring (/dev/shm/NAME) written by the daemon.")
+    _add_arguments(t)
+    return t
+
+
+def _add_arguments(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--name", default=os.environ.get("AURUM_SHM_NAME", DEFAULT_NAME),
+                   help=f"segment name in /dev/shm (default: $AURUM_SHM_NAME or {DEFAULT_NAME})")
+    t.add_argument("--json", action="store_true", help="one JSON object per line")
+    t.add_argument("--count", type=_count, help="exit after this many signals")
+    t.add_argument("--state", action="store_true", help="print the latest-state block once and exit")
+    t.add_argument("--from-start", action="store_true", help="start with the signals still in the ring")
+    t.add_argument("--interval", type=float, default=0.002,
+                   help="idle poll interval in seconds (default 0.002)")
+    t.add_argument("--max-age", type=float, default=5.0,
+                   help="warn when the writer's heartbeat is older than this many seconds (default 5)")
+
+
+def _px(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def format_signal(s: dict[str, Any]) -> str:
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s["ts_ns"] // 1_000_000_000))
+    ms = s["ts_ns"] // 1_000_000 % 1000
+    targets = ",".join(_px(t) for t in s["targets"] if t is not None) or "-"
+    line = (f"#{s['seq']} {ts}.{ms:03d}Z inst={s['instrument_id']} {s['action']:<4} entry={_px(s['entry'])} "
+            f"stop={_px(s['stop'])} tgt={targets} dir={s['direction']:+.2f} conf={s['confidence']:.2f}")
+    if s["veto"]:
+        line += f" veto={s['veto']}"
+    if s["reason"]:
+        line += f" {s['reason']}"
+    return line
+
+
+def format_state(st: dict[str, Any]) -> str:
+    lines = [f"market  last={_px(st['last'])} bid={_px(st['bid'])} ask={_px(st['ask'])} volume={st['volume']} "
+             f"inst={st['instrument_id']} source={st['source']} feed={st['feed_state']} update#{st['update_seq']}",
+             "pillars " + " ".join(f"{d:+.2f}/{c:.2f}" for d, c in zip(st["pillar_dir"], st["pillar_conf"])),
+             f"zones   {len(st['zones'])}"]
+    for z in st["zones"]:
+        lines.append(f"  {_px(z['price'])} {z['side'] or '?'} kind={z['kind']} state={z['state']} "
+                     f"strength={z['strength']:.2f} volume={z['volume']}")
+    return "\n".join(lines)
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        reader = ShmReader(args.name, from_start=args.from_start)
+    except (ShmError, ValueError) as e:
+        print(f"aurum tail: {e}", file=sys.stderr)
+        return 2
+    try:
+        with reader:
+            return _run(reader, args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The consumer (e.g. `| head`) went away: not an error. Keep the interpreter from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(reader: ShmReader, args: argparse.Namespace) -> int:
+    age = reader.heartbeat_age_s()
+    if age is None or age > args.max_age:
+        seen = "never" if age is None else f"{age:.1f} s ago"
+        print(f"aurum tail: warning: writer (pid {reader.writer_pid}) last heartbeat {seen}", file=sys.stderr)
+    if args.state:
+        st = reader.state()
+        if st is None:
+            print(f"aurum tail: segment {args.name!r} has no state block yet", file=sys.stderr)
+            return 1
+        _emit(json.dumps(st) if args.json else format_state(st))
+        return 0
+    printed, stale_warned = 0, False
+    while True:
+        batch, lost = reader.poll(None if args.count is None else args.count - printed)
+        if lost:
+            print(f"aurum tail: lost {lost} signals (reader lapped; total {reader.lost})", file=sys.stderr)
+        for s in batch:
+            _emit(json.dumps(s) if args.json else format_signal(s))
+        printed += len(batch)
+        if args.count is not None and printed >= args.count:
+            return 0
+        if not batch:
+            alive = reader.writer_alive(args.max_age)
+            if not alive and not stale_warned:
+                print(f"aurum tail: warning: writer heartbeat older than {args.max_age:g} s", file=sys.stderr)
+            stale_warned = not alive
+            time.sleep(args.interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="aurum tail", description="Follow the daemon's shared-memory signals.")
+    _add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
