@@ -137,13 +137,18 @@ class Daemon:
         d = sig.as_dict()
         pillars = d["pillars"]
         names = ("qmo", "imo", "gann", "astro", "cycle")
-        self.shm.publish(
-            ts_ns=d["ts"], action=d["action"], entry=d["entry"] or 0.0, stop=d["stop"] or 0.0,
-            targets=d["targets"][:3], direction=d["direction"], confidence=d["confidence"],
-            pillar_dir=[pillars.get(n, {}).get("direction", 0.0) for n in names],
-            pillar_conf=[pillars.get(n, {}).get("confidence", 0.0) for n in names],
-            veto=1 if d["veto"] else 0, reason="; ".join(d["reasons"])[:119],
-        )
+        rec: dict[str, Any] = {
+            "ts_ns": d["ts"], "action": d["action"], "targets": d["targets"][:3], "direction": d["direction"],
+            "confidence": d["confidence"], "veto": 1 if d["veto"] else 0,
+            "pillar_dir": [pillars.get(n, {}).get("direction", 0.0) for n in names],
+            "pillar_conf": [pillars.get(n, {}).get("confidence", 0.0) for n in names],
+            # The veto reason first: it is what a consumer must see if the text is cut.
+            "reason": "; ".join(([f"veto: {d['veto']}"] if d["veto"] else []) + d["reasons"]),
+        }
+        for k in ("entry", "stop"):
+            if d[k] is not None:  # absent = "no price" in the segment (FLAT has none)
+                rec[k] = d[k]
+        self.shm.publish(rec)
         self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
         log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
                  d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
@@ -290,4 +295,13 @@ def main(config_path: str | None) -> int:
     return int(runner(daemon.run()))
 
 
-__all__ = ["Daemon", "DaemonStats", "main"]
+def cli_main() -> int:
+    """``aurumd [--config FILE]``: the same as ``aurum run``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="aurumd", description="Aurum daemon (same as `aurum run`).")
+    ap.add_argument("--config", default=None, help="TOML config (daemon/aurum.toml shows every key)")
+    return main(ap.parse_args().config)
+
+
+__all__ = ["Daemon", "DaemonStats", "cli_main", "main"]
