@@ -101,3 +101,23 @@ def test_systemd_notifications_reach_a_datagram_socket(tmp_path: Path) -> None:
     assert not Notifier("").enabled and not Notifier("").ready()
     os.environ.pop("WATCHDOG_USEC", None)
     assert n.watchdog_interval_s() is None
+
+
+def test_systemd_unit_has_the_required_settings() -> None:
+    import configparser
+
+    unit = Path(__file__).resolve().parents[1] / "daemon" / "aurumd.service"
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read(unit)
+    svc = cp["Service"]
+    assert svc["Type"] == "notify" and svc["Restart"] == "on-failure" and int(svc["WatchdogSec"]) > 0
+    assert svc["DynamicUser"] == "yes" and svc["NoNewPrivileges"] == "yes"
+    assert svc["ProtectSystem"] == "strict" and svc["PrivateTmp"] == "yes"
+    assert "aurumd" in svc["ExecStart"] and "kill -HUP" in svc["ExecReload"]
+    # The config keys the unit sets through the environment exist.
+    # Environment= repeats (configparser keeps only the last): read those lines directly.
+    env = dict(line.split("=", 1)[1].split("=", 1) for line in unit.read_text().splitlines()
+               if line.startswith("Environment="))
+    cfg = load_config(None, environ={k: v for k, v in env.items() if k.startswith("AURUM_")})
+    assert cfg.feed.key_file and cfg.persistence.checkpoint == "/var/lib/aurum/memory.json"
