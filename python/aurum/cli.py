@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-engines", action="store_true",
                    help="run decode, books and bars only (no icebergs, zones, sweeps, order flow)")
 
+    from aurum import demo as demo_cli
     from aurum import tail as tail_cli
     from aurum.astro import cli as astro_cli
     from aurum.evaluation import cli as eval_cli
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.add_parser(sub)
     astro_cli.add_parser(sub)
     tail_cli.add_parser(sub)
+    demo_cli.add_parser(sub)
     run = sub.add_parser("run", help="run the daemon (aurumd): live feed, engines, signals to shared memory")
     run.add_argument("--config", default=None, help="TOML config (daemon/aurum.toml shows every key)")
     return p
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         from aurum.gateway import cli as gateway_cli
 
         return gateway_cli.run(args)
+    if args.command == "demo":
+        from aurum import demo as demo_cli
+
+        return demo_cli.run(args)
     if args.command == "tail":
         from aurum import tail as tail_cli
 

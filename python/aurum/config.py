@@ -98,7 +98,8 @@ class Config:
 
 
 RANGES: dict[str, tuple[float, float]] = {
-    "feed.port": (1, 65535), "metrics.port": (1, 65535), "feed.heartbeat_interval_s": (5, 3600),
+    "feed.port": (1, 65535), "metrics.port": (0, 65535),  # 0: any free port (tests, demo)
+    "feed.heartbeat_interval_s": (5, 3600),
     "feed.connect_attempts": (1, 100), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
     "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
     "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),

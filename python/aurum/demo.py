@@ -1,0 +1,105 @@
+"""``aurum demo`` (``make run``): the whole live path on one machine, no key needed.
+
+Starts ``aurum gateway`` serving a simulated GC session over Databento's live protocol,
+``aurum run`` (the daemon) against it with a throwaway key made up at run time, and prints
+the signals arriving in shared memory, as ``aurum tail`` does. Everything binds to
+127.0.0.1 and is torn down at the end (or on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("demo", help="gateway + daemon + tail on a simulated session (what `make run` does)")
+    p.add_argument("--count", type=int, default=6, help="stop after this many signals (default 6)")
+    p.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds (default 180)")
+    p.add_argument("--scenario", default="mixed", help="simulator scenario (default mixed)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--speed", default="40x", help="gateway pacing (default 40x real time)")
+    p.add_argument("--json", action="store_true", help="one JSON object per signal")
+    return p
+
+
+def _fake_key() -> str:
+    # A made-up key in Databento's format; the local gateway accepts it because we hand it
+    # the same value. It is never printed.
+    rng = random.SystemRandom()
+    return "db-" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(29))
+
+
+def _aurum() -> list[str]:
+    return [sys.executable, "-m", "aurum.cli"]
+
+
+def run(args: argparse.Namespace) -> int:
+    key = _fake_key()
+    work = Path(tempfile.mkdtemp(prefix="aurum-demo-"))
+    shm_name = f"aurum-demo-{os.getpid()}"
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        genv = {**os.environ, "AURUM_GATEWAY_KEYS": key}
+        gw = subprocess.Popen([*_aurum(), "gateway", "--sim", args.scenario, "--seed", str(args.seed),
+                               "--sim-records", "600000", "--sim-dir", str(work / "sim"), "--port", "0",
+                               "--speed", args.speed, "--at-end", "idle"],
+                              stdout=subprocess.PIPE, stderr=(work / "gateway.log").open("w"), text=True, env=genv)
+        procs.append(gw)
+        assert gw.stdout is not None
+        line = gw.stdout.readline()
+        if "listening on 127.0.0.1:" not in line:
+            print(f"aurum demo: the gateway did not start; see {work / 'gateway.log'}", file=sys.stderr)
+            return 1
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        print(f"gateway   127.0.0.1:{port} serving a simulated {args.scenario} GC session at {args.speed}")
+        denv = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",
+                "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6", "AURUM_FEED_STYPE_IN": "raw_symbol",
+                "AURUM_FEED_SCHEMAS": "mbo", "AURUM_SHM_NAME": shm_name,
+                "AURUM_PERSISTENCE_CHECKPOINT": str(work / "memory.json"), "AURUM_SIGNALS_BAR_INTERVAL_S": "5",
+                "AURUM_METRICS_PORT": "0"}
+        daemon = subprocess.Popen([*_aurum(), "run"], stdout=subprocess.DEVNULL,
+                                  stderr=(work / "daemon.log").open("w"), text=True, env=denv)
+        procs.append(daemon)
+        print(f"daemon    aurum run -> /dev/shm/{shm_name} (5 s bars; log {work / 'daemon.log'})")
+        deadline = time.monotonic() + args.timeout
+        while not Path("/dev/shm", shm_name).exists():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                print(f"aurum demo: the daemon did not start; see {work / 'daemon.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        print(f"tail      waiting for {args.count} signals\n")
+        sys.stdout.flush()
+        tail = subprocess.run([*_aurum(), "tail", "--name", shm_name, "--from-start", "--count", str(args.count),
+                               *(["--json"] if args.json else [])], timeout=max(1.0, deadline - time.monotonic()))
+        return tail.returncode
+    except subprocess.TimeoutExpired:
+        print(f"aurum demo: fewer than {args.count} signals in {args.timeout:g} s; logs in {work}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        Path("/dev/shm", shm_name).unlink(missing_ok=True)
+        if os.environ.get("AURUM_DEMO_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+
+
+__all__ = ["add_parser", "run"]
