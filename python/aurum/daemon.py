@@ -227,6 +227,12 @@ class Daemon:
                                 heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
                                 backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
                                 on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered)
+        metrics_server = None
+        if self.cfg.metrics.enabled:
+            from aurum.metrics import make_registry, start_metrics_server
+
+            metrics_server, _ = start_metrics_server(make_registry(self.pipeline, self.metrics_state),
+                                                     self.cfg.metrics.host, self.cfg.metrics.port)
         feed = asyncio.create_task(self.client.run())
         self.notifier.ready(f"streaming {','.join(f.symbols)} from {f.gateway}:{f.port}")
         last_ckpt = time.monotonic()
@@ -254,7 +260,22 @@ class Daemon:
             except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 feed.cancel()
             self.shutdown()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
         return 0
+
+    def metrics_state(self) -> dict[str, Any]:
+        """What the Prometheus collector reads at scrape time (see ``aurum.metrics.DaemonState``)."""
+        st = getattr(self.client, "stats", None)
+        return {
+            "feed_state": {"streaming": "live", "backoff": "recovering", "connecting": "recovering"}.get(
+                self.feed_state, "down"),
+            "source": self.source,
+            "reconnects": getattr(st, "reconnects", 0),
+            "gaps": getattr(st, "reconnects", 0),
+            "signals": dict(self.stats.signals),
+        }
 
     def _on_give_up(self) -> None:
         log.error("Databento unreachable after %d attempts; degraded until it recovers", self.cfg.feed.connect_attempts)
