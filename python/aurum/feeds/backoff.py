@@ -30,8 +30,13 @@ class Backoff:
     def ceiling(self, attempt: int | None = None) -> float:
         """The upper bound of the delay for ``attempt`` (default: the next one)."""
         n = self.attempt if attempt is None else attempt
-        # Cap the exponent so a long outage cannot overflow the float.
-        return min(self.max_s, self.initial_s * self.multiplier ** min(n, 1024))
+        ceiling = self.initial_s
+        # Multiply up step by step and stop at max_s: no float overflow on a long outage.
+        for _ in range(n):
+            if ceiling >= self.max_s:
+                break
+            ceiling *= self.multiplier
+        return min(self.max_s, ceiling)
 
     def next_delay(self) -> float:
         """The next delay in seconds (full jitter), and one more attempt counted."""

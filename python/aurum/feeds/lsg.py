@@ -479,7 +479,8 @@ class LsgClient:
                 self._log(logging.WARNING, "no data for %.1f s: connection considered dead", limit)
                 session.abort("watchdog", f"no data for {limit:.1f} s (heartbeat timeout)")
                 return
-            await asyncio.sleep(remaining)
+            # Never sleep past a stream deadline: the phase may change while we sleep.
+            await asyncio.sleep(min(remaining, self.watchdog_s))
 
     # --- handshake helpers (called by _Session) -----------------------------------------------
 
