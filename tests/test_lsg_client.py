@@ -398,3 +398,27 @@ def test_nonfatal_error_and_decode_error_reconnect(gw: GatewayProc, key: str) ->
     c = run_async(main())
     assert pipe.resets >= 4  # one before each new stream, one at the decode error
     assert pipe.failed is None
+
+
+def test_stop_before_run_and_during_backoff() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = client_for(_native.Pipeline(), fake_key(), port)
+    c.stop()
+    run_async(c.run(), 2)
+    assert c.state == "stopped" and c.stats.attempts == 0
+
+    async def main() -> LsgClient:
+        c = client_for(_native.Pipeline(), fake_key(), port, backoff_initial_s=5.0, backoff_max_s=5.0,
+                       rng=random.Random(3))
+        task = asyncio.get_running_loop().create_task(c.run())
+        await wait_for(lambda: c.state == "backoff", 2, "backoff", task)
+        t0 = time.monotonic()
+        c.stop()
+        await asyncio.wait_for(task, 1)
+        assert time.monotonic() - t0 < 0.5
+        return c
+
+    c = run_async(main())
+    assert c.state == "stopped" and c.stats.consecutive_failures == 1

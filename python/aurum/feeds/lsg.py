@@ -337,9 +337,13 @@ class LsgClient:
             self._session.abort("stopped", "stopped by the client")
 
     async def run(self) -> None:
+        """Connect, stream and reconnect until ``stop()`` (also one called before ``run``).
+        A client runs once; make a new one to start again after ``stop()``."""
         loop = asyncio.get_running_loop()
-        self._stopping = False
         self._wake = asyncio.Event()
+        if self._stopping:
+            self.state = "stopped"
+            return
         self._fatal = None
         try:
             while not self._stopping:
