@@ -377,7 +377,7 @@ def test_fatal_gateway_error_stops(gw: GatewayProc, key: str, code: int) -> None
     with pytest.raises(LsgFatalError) as err:
         run_async(c.run(), 10)
     assert err.value.code == code and str(code) in str(err.value)
-    assert c.state == "failed" and c.stats.reconnects == 0
+    assert c.state == "failed" and c.stats.reconnects == 0 and c.stats.disconnects == {"fatal": 1}
 
 
 def test_nonfatal_error_and_decode_error_reconnect(gw: GatewayProc, key: str) -> None:

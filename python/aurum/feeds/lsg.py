@@ -357,10 +357,10 @@ class LsgClient:
                 started = loop.time()
                 kind, reason = await session.closed
                 self._session = None
+                self.stats._disconnect(kind, reason)
                 if self._fatal is not None:
                     raise self._fatal
                 self._disconnected_at = loop.time()
-                self.stats._disconnect(kind, reason)
                 if self._stopping:
                     break
                 self._log(logging.WARNING, "disconnected after %.1f s (%s); reconnecting", loop.time() - started, reason)
