@@ -24,7 +24,7 @@ $(BUILT): $(DEPS) $(SOURCES)
 build: $(BUILT)
 
 run: $(BUILT)
-	$(VENV)/bin/aurum replay --sample
+	$(VENV)/bin/aurum demo
 
 test: test-rust test-python
 

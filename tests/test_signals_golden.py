@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN_SHA256 = "efc0c04a37579e318829e8f9d523648bca0e2ba745720e57edfc99039fc60713"
+GOLDEN_SHA256 = "ebc830bebe39ff50550cbb920660121ce55bf3d09f75aaeb9533e0a68d38c720"
 
 SCRIPT = r"""
 import sys, orjson

@@ -35,6 +35,10 @@ class FeedConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     key_file: str | None = None
+    # "wall": bars close and staleness is judged on the wall clock (a live market).
+    # "data": on the records' own timestamps only (a replayed or simulated session served
+    # over the live protocol, whose times are not today's).
+    clock: str = "wall"
 
 
 @dataclass
@@ -107,6 +111,7 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "feed.stype_in": ("raw_symbol", "parent", "continuous"),
+    "feed.clock": ("wall", "data"),
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
 }
 SCHEMAS = ("mbo", "mbp-10", "trades")

@@ -113,7 +113,8 @@ class Daemon:
     def tick(self, now_ns: int | None = None) -> int:
         """Once a second: close due time bars on the wall clock, heartbeat, watchdog."""
         now = time.time_ns() if now_ns is None else now_ns
-        self.pipeline.advance_clock(now)
+        if self.cfg.feed.clock == "wall":
+            self.pipeline.advance_clock(now)
         n = self._drain_bars(now)
         self.shm.heartbeat(now)
         self.notifier.watchdog()
@@ -126,7 +127,9 @@ class Daemon:
         published = 0
         if len(batch.records):
             degraded = None if self.source == "databento" else f"{self.source} fallback"
-            for sig in self.decision.on_bars(batch.records.copy(), now_ns=now_ns, feed_degraded=degraded):
+            # Staleness is a wall-clock question; on a data-clock feed the watchdog covers it.
+            judge = now_ns if self.cfg.feed.clock == "wall" else 0
+            for sig in self.decision.on_bars(batch.records.copy(), now_ns=judge, feed_degraded=degraded):
                 self._publish(sig)
                 published += 1
         if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
@@ -138,7 +141,7 @@ class Daemon:
         pillars = d["pillars"]
         names = ("qmo", "imo", "gann", "astro", "cycle")
         rec: dict[str, Any] = {
-            "ts_ns": d["ts"], "action": d["action"], "targets": d["targets"][:3], "direction": d["direction"],
+            "ts_ns": d["ts"], "instrument_id": d["instrument_id"], "action": d["action"], "targets": d["targets"][:3], "direction": d["direction"],
             "confidence": d["confidence"], "veto": 1 if d["veto"] else 0,
             "pillar_dir": [pillars.get(n, {}).get("direction", 0.0) for n in names],
             "pillar_conf": [pillars.get(n, {}).get("confidence", 0.0) for n in names],

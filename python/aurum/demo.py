@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"gateway   127.0.0.1:{port} serving a simulated {args.scenario} GC session at {args.speed}")
         denv = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",
                 "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6", "AURUM_FEED_STYPE_IN": "raw_symbol",
-                "AURUM_FEED_SCHEMAS": "mbo", "AURUM_SHM_NAME": shm_name,
+                "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm_name,
                 "AURUM_PERSISTENCE_CHECKPOINT": str(work / "memory.json"), "AURUM_SIGNALS_BAR_INTERVAL_S": "5",
                 "AURUM_METRICS_PORT": "0"}
         daemon = subprocess.Popen([*_aurum(), "run"], stdout=subprocess.DEVNULL,

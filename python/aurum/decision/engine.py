@@ -9,6 +9,7 @@ replays feed fixed-size chunks, so the same input always gives the same signals.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,7 +189,8 @@ class DecisionEngine:
             extra = getattr(prov, "levels_for", None)
             if extra is not None:
                 levels.extend(Level(px, side, "gann level") for px, side in extra(win))
-        return builder.on_bar(score, market, levels, risk, feed_degraded)
+        sig = builder.on_bar(score, market, levels, risk, feed_degraded)
+        return None if sig is None else dataclasses.replace(sig, instrument_id=iid)
 
     def _has_mbo(self, iid: int) -> bool:
         # Once an instrument has MBO it keeps it for the session: ask until it does.

@@ -85,13 +85,14 @@ class Signal:
     reasons: tuple[str, ...]
     veto: str | None = None
     degraded: tuple[str, ...] = field(default=())
+    instrument_id: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         f = lambda v: None if v is None else float(v)  # noqa: E731  (numpy scalars -> plain JSON numbers)
         return {"seq": self.seq, "ts": int(self.ts), "action": self.action, "entry": f(self.entry), "stop": f(self.stop),
                 "targets": [float(t) for t in self.targets], "direction": round(float(self.direction), 6),
                 "confidence": round(float(self.confidence), 6), "pillars": self.pillars, "reasons": list(self.reasons),
-                "veto": self.veto, "degraded": list(self.degraded)}
+                "veto": self.veto, "degraded": list(self.degraded), "instrument_id": self.instrument_id}
 
 
 def _round(px: float, tick: float) -> float:
