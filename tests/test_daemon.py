@@ -121,3 +121,51 @@ def test_systemd_unit_has_the_required_settings() -> None:
                if line.startswith("Environment="))
     cfg = load_config(None, environ={k: v for k, v in env.items() if k.startswith("AURUM_")})
     assert cfg.feed.key_file and cfg.persistence.checkpoint == "/var/lib/aurum/memory.json"
+
+
+def test_fallback_switches_source_feeds_price_bars_and_comes_back(session: Path, cfg_file: Path) -> None:
+    """Databento gives up -> open positions are closed with a veto, Yahoo prices (injected,
+    no network) feed bars on their own instrument, the source shows in shared memory; on
+    recovery the source is Databento again."""
+    import asyncio
+
+    from aurum.feeds.yahoo import FALLBACK_INSTRUMENT_ID
+
+    cfg = load_config(cfg_file, environ={})
+    calls: list[str] = []
+
+    def fetch(symbol: str) -> tuple[float, int, int]:
+        calls.append(symbol)
+        return 4100.0 + 0.1 * len(calls), 10, 0
+
+    d = Daemon(cfg, None, config_path=str(cfg_file), price_fetch=fetch)
+    d.fallback.source.cache_s = 0.0  # a new price per poll in this test
+    feed(d, session)
+    reader = ShmReader(cfg.shm.name, from_start=True)
+    before, _ = reader.poll()
+
+    async def scenario() -> None:
+        d._on_give_up()
+        assert d.source == "yahoo" and d.fallback.active
+        d.fallback.stop()  # drive the polls by hand, on a clock of our choosing
+        t0 = 1_800_000_000_000_000_000
+        for k in range(40):
+            assert d.fallback.poll_once(t0 + k * 1_000_000_000)
+        d.tick(t0 + 45 * 1_000_000_000)
+        d._on_recovered()
+
+    asyncio.run(scenario())
+    assert calls and set(calls) == {"GC=F"}
+    status = d.pipeline.engine_status()[FALLBACK_INSTRUMENT_ID]
+    active = {name for name, on, _ in status if on}
+    assert active == {"orderflow"}  # price only: no book, no icebergs
+    assert FALLBACK_INSTRUMENT_ID in d.decision.last_score  # bars reached the decision layer
+    sigs, _ = reader.poll()
+    # Any position open on the live instrument was closed with a veto when the feed was lost.
+    if d.decision._builders and before and before[-1]["action"] in ("BUY", "SELL", 1, 2):
+        assert sigs and sigs[0]["action"] in ("FLAT", 0) and sigs[0]["veto"]
+    assert d.source == "databento" and not d.fallback.active
+    st = reader.state()
+    assert st is not None and st["source"] in ("databento", 0)
+    reader.close()
+    d.shm.close()

@@ -53,7 +53,8 @@ class Daemon:
     """Everything but the event loop: tests drive ``on_chunk``/``tick`` directly or run ``run()``."""
 
     def __init__(self, cfg: Config, key: ApiKey | None, *, config_path: str | None = None,
-                 shm_writer: Any | None = None, notifier: Notifier | None = None) -> None:
+                 shm_writer: Any | None = None, notifier: Notifier | None = None,
+                 price_fetch: Any | None = None) -> None:
         self.cfg = cfg
         self.key = key
         self.config_path = config_path
@@ -71,6 +72,12 @@ class Daemon:
         self._last_state = 0.0
         self._stop = asyncio.Event() if _has_loop() else None
         self.client: Any = None
+        from aurum.feeds.yahoo import YahooFallback, YahooPriceSource
+
+        fb = cfg.fallback
+        # ``price_fetch`` replaces the network call (tests); None uses yfinance.
+        self.fallback = YahooFallback(self.pipeline, YahooPriceSource(fb.symbol, cache_s=fb.cache_s, fetch=price_fetch),
+                                      poll_s=fb.poll_s, on_chunk=self.on_chunk)
         self.restore_checkpoint()
 
     # --- outputs ---------------------------------------------------------------------------
@@ -257,6 +264,7 @@ class Daemon:
                         return 1
                     break
         finally:
+            self.fallback.stop()
             self.client.stop()
             try:
                 await asyncio.wait_for(feed, timeout=1.0)
@@ -282,11 +290,19 @@ class Daemon:
 
     def _on_give_up(self) -> None:
         log.error("Databento unreachable after %d attempts; degraded until it recovers", self.cfg.feed.connect_attempts)
-        self.source = "yahoo" if self.cfg.fallback.enabled else self.source
+        # Whatever was open on the live feed is closed now: its data has stopped.
+        for sig in self.decision.force_flat("Databento feed lost", time.time_ns()):
+            self._publish(sig)
+        if self.cfg.fallback.enabled:
+            self.source = "yahoo"
+            self.fallback.start()
+        self._publish_state(time.time_ns())
 
     def _on_recovered(self) -> None:
         log.info("Databento recovered; leaving the fallback")
+        self.fallback.stop()
         self.source = "databento"
+        self._publish_state(time.time_ns())
 
 
 def _has_loop() -> bool:

@@ -121,6 +121,7 @@ class DecisionEngine:
         self._builders: dict[int, SignalBuilder] = {}
         self.last_score: dict[int, Score] = {}
         self.provider_errors: dict[str, str] = {}  # the latest error per provider, for logs
+        self._last_market: dict[int, Market] = {}
         self.signals: list[Signal] = []
 
     def on_bars(self, bars: np.ndarray, now_ns: int = 0, feed_degraded: str | None = None) -> list[Signal]:
@@ -182,6 +183,7 @@ class DecisionEngine:
         if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
             bid, ask = top[0] * SCALE, top[3] * SCALE
         market = Market(ts=ts, price=price, bid=bid, ask=ask, tick=cfg.tick * SCALE, atr=self._atr(win))
+        self._last_market[iid] = market
         risk = self.pipeline.risk(iid, now_ns)
         builder = self._builders.setdefault(iid, SignalBuilder(cfg.signal))
         levels = self._levels(zones, price_fx, cfg.tick)
@@ -191,6 +193,20 @@ class DecisionEngine:
                 levels.extend(Level(px, side, "gann level") for px, side in extra(win))
         sig = builder.on_bar(score, market, levels, risk, feed_degraded)
         return None if sig is None else dataclasses.replace(sig, instrument_id=iid)
+
+    def force_flat(self, reason: str, now_ns: int) -> list[Signal]:
+        """Close every open position at once with a veto naming ``reason`` (the feed that
+        carried the instrument is gone, so no bar will come to do it)."""
+        out: list[Signal] = []
+        for iid, builder in sorted(self._builders.items()):
+            score, market = self.last_score.get(iid), self._last_market.get(iid)
+            if score is None or market is None or builder.position == "FLAT":
+                continue
+            sig = builder.on_bar(score, dataclasses.replace(market, ts=now_ns), [], feed_degraded=reason)
+            if sig is not None:
+                out.append(dataclasses.replace(sig, instrument_id=iid))
+        self.signals.extend(out)
+        return out
 
     def _has_mbo(self, iid: int) -> bool:
         # Once an instrument has MBO it keeps it for the session: ask until it does.
