@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run decode, books and bars only (no icebergs, zones, sweeps, order flow)")
 
     from aurum import demo as demo_cli
+    from aurum import doctor as doctor_cli
     from aurum import tail as tail_cli
     from aurum.astro import cli as astro_cli
     from aurum.evaluation import cli as eval_cli
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     astro_cli.add_parser(sub)
     tail_cli.add_parser(sub)
     demo_cli.add_parser(sub)
+    doctor_cli.add_parser(sub)
     run = sub.add_parser("run", help="run the daemon (aurumd): live feed, engines, signals to shared memory")
     run.add_argument("--config", default=None, help="TOML config (daemon/aurum.toml shows every key)")
     return p
@@ -155,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         from aurum.gateway import cli as gateway_cli
 
         return gateway_cli.run(args)
+    if args.command == "doctor":
+        from aurum import doctor as doctor_cli
+
+        return doctor_cli.run(args)
     if args.command == "demo":
         from aurum import demo as demo_cli
 
