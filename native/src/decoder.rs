@@ -96,6 +96,13 @@ impl StreamDecoder {
         self.checked_to = 0;
     }
 
+    /// Bytes buffered but not yet decoded: the start of a record (or of the metadata) that
+    /// the next chunk completes. After `feed`, `chunk.len() - pending()` (when positive) is
+    /// a record boundary inside the chunk, which lets a journal split files between records.
+    pub fn pending(&self) -> usize {
+        self.fsm.data().len()
+    }
+
     /// Offset of the first byte the state machine has not consumed yet.
     fn unconsumed_offset(&self) -> u64 {
         self.fed - self.fsm.data().len() as u64

@@ -147,6 +147,11 @@ class Pipeline:
     def failed(self) -> str | None:
         """The error that stopped decoding, or None. A failed pipeline refuses input."""
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes buffered after the last feed that do not yet form a whole record (so
+        ``len(chunk) - pending_bytes`` is a record boundary in the chunk, when positive)."""
+
     def reset_stream(self) -> None:
         """Expect a new metadata header (a reconnect). Books, rings and bars are kept."""
 

@@ -72,6 +72,7 @@ class Daemon:
         self._last_state = 0.0
         self._stop = asyncio.Event() if _has_loop() else None
         self.client: Any = None
+        self.journal: Any = None
         from aurum.feeds.yahoo import YahooFallback, YahooPriceSource
 
         fb = cfg.fallback
@@ -216,6 +217,8 @@ class Daemon:
         self.pipeline.flush_bars()
         self._drain_bars(time.time_ns())
         self.checkpoint()
+        if self.journal is not None:
+            self.journal.close()
         self.shm.heartbeat()
         log.info("stopped: %s", self.stats)
 
@@ -236,7 +239,8 @@ class Daemon:
                                 symbols=f.symbols, stype_in=f.stype_in, schemas=f.schemas,
                                 heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
                                 backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
-                                on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered)
+                                on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered,
+                                journal=self._journal())
         metrics_server = None
         if self.cfg.metrics.enabled:
             from aurum.metrics import make_registry, start_metrics_server
@@ -287,6 +291,15 @@ class Daemon:
             "gaps": getattr(st, "reconnects", 0),
             "signals": dict(self.stats.signals),
         }
+
+    def _journal(self) -> Any:
+        p = self.cfg.persistence
+        if not p.journal_dir:
+            return None
+        from aurum.journal import FeedJournal
+
+        self.journal = FeedJournal(p.journal_dir, rotate_bytes=p.journal_rotate_mb << 20)
+        return self.journal
 
     def _on_give_up(self) -> None:
         log.error("Databento unreachable after %d attempts; degraded until it recovers", self.cfg.feed.connect_attempts)

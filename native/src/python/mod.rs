@@ -436,6 +436,12 @@ impl PyPipeline {
         self.inner.decoder.failed().map(|e| e.to_string())
     }
 
+    /// Bytes buffered after the last feed that do not yet form a whole record.
+    #[getter]
+    fn pending_bytes(&self) -> usize {
+        self.inner.decoder.pending()
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = &self.inner.state;
         let c = &s.counters;

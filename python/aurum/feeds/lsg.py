@@ -271,6 +271,7 @@ class LsgClient:
         on_chunk: Callable[[int, int], None] | None = None,
         on_give_up: Callable[[], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
+        journal: Any | None = None,
     ) -> None:
         syms = [s.strip() for s in symbols if s.strip()]
         if not syms:
@@ -307,6 +308,7 @@ class LsgClient:
         self.on_chunk = on_chunk
         self.on_give_up = on_give_up
         self.on_recovered = on_recovered
+        self.journal = journal  # aurum.journal.FeedJournal: raw bytes to rotating .dbn.zst
         self.stats = LsgStats()
         self.state = "stopped"
         self._decode_error = _native_decode_error()
@@ -509,6 +511,8 @@ class LsgClient:
         return lines
 
     def _begin_stream(self) -> None:
+        if self.journal is not None:
+            self.journal.begin_stream()
         if self._streamed:
             self.pipeline.reset_stream()
         self._streamed = True
@@ -529,6 +533,12 @@ class LsgClient:
             session.abort("decode_error", f"decode error at offset {offset}: {e}")
             return
         nbytes = len(chunk)
+        if self.journal is not None:
+            try:
+                self.journal.write(chunk, self.pipeline.pending_bytes)
+            except OSError as e:  # a full disk must not stop the feed: drop the journal, say so
+                self._log(logging.ERROR, "journal disabled: %s", e)
+                self.journal = None
         self.stats.bytes += nbytes
         self.stats.chunks += 1
         self.stats.records += n

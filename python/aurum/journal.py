@@ -1,0 +1,113 @@
+"""The raw feed journal: every byte the live gateway sent, as rotating ``.dbn.zst`` files
+that ``aurum replay`` reads back.
+
+Each stream (a connection's session) starts a new file. A file that grows past
+``rotate_bytes`` (uncompressed) is closed at the next record boundary and the stream goes on
+in a new part that starts with the stream's own metadata header again, so every file is a
+complete DBN stream on its own. Boundaries come from the native decoder
+(``pipeline.pending_bytes``: the bytes of a record not yet complete), so the journal never
+looks at records one by one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+
+log = logging.getLogger("aurum.journal")
+
+
+class FeedJournal:
+    def __init__(self, directory: str | Path, *, rotate_bytes: int = 256 << 20, level: int = 3,
+                 prefix: str = "aurum") -> None:
+        if rotate_bytes < 1 << 12:
+            raise ValueError(f"journal rotate size was {rotate_bytes} bytes, expected at least 4096")
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.rotate_bytes = rotate_bytes
+        self.prefix = prefix
+        self._cctx = zstandard.ZstdCompressor(level=level)
+        self._raw: BinaryIO | None = None
+        self._zw: Any = None
+        self._written = 0
+        self._header = bytearray()
+        self._header_len: int | None = None
+        self._seen = 0  # stream bytes before the current chunk
+        self._stream = 0
+        self._part = 0
+        self.files: list[Path] = []
+
+    def begin_stream(self) -> None:
+        """A new stream (connection) starts: its bytes go to a new file."""
+        self._close()
+        self._header = bytearray()
+        self._header_len = None
+        self._seen = 0
+        self._stream += 1
+        self._part = 0
+
+    def write(self, chunk: bytes | memoryview, pending: int) -> None:
+        """One chunk as fed to the pipeline; ``pending`` is ``pipeline.pending_bytes`` after it."""
+        data = memoryview(chunk)
+        self._take_header(data)
+        if self._zw is None:
+            self._open()
+        boundary = len(data) - pending
+        if self._written >= self.rotate_bytes and self._header_len is not None and 0 < boundary:
+            self._put(data[:boundary])
+            self._close()
+            self._part += 1
+            self._open()
+            self._put(self._header)  # each part is a whole stream: metadata first
+            self._put(data[boundary:])
+        else:
+            self._put(data)
+        self._seen += len(data)
+
+    def _take_header(self, data: memoryview) -> None:
+        # The stream's metadata (the 8-byte prelude, then as many bytes as it declares) is the
+        # stream's first bytes: copy them once, for the later parts.
+        while True:
+            target = self._header_len if self._header_len is not None else 8
+            have = len(self._header)
+            if have >= target:
+                if self._header_len is None:
+                    self._header_len = 8 + int.from_bytes(self._header[4:8], "little")
+                    continue
+                break
+            start = have - self._seen
+            if start >= len(data):
+                break
+            self._header += data[start:start + target - have]
+
+    def _open(self) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = self.dir / f"{self.prefix}-{stamp}-s{self._stream:03d}-p{self._part:03d}.dbn.zst"
+        self._raw = path.open("wb")
+        self._zw = self._cctx.stream_writer(self._raw, closefd=False)
+        self._written = 0
+        self.files.append(path)
+        log.info("journal: writing %s", path)
+
+    def _put(self, data: bytes | bytearray | memoryview) -> None:
+        self._zw.write(data)
+        self._written += len(data)
+
+    def _close(self) -> None:
+        if self._zw is not None:
+            self._zw.flush(zstandard.FLUSH_FRAME)
+            self._zw.close()
+            self._zw = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def close(self) -> None:
+        self._close()
+
+
+__all__ = ["FeedJournal"]
