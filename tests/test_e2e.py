@@ -74,3 +74,56 @@ def test_daemon_stops_gracefully_on_sigterm_with_a_checkpoint(tmp_path: Path) ->
         gw.terminate()
         gw.wait(timeout=10)
         Path("/dev/shm", shm).unlink(missing_ok=True)
+
+
+def test_wrong_key_falls_back_then_recovers_when_the_key_is_accepted(tmp_path: Path) -> None:
+    """The daemon's key is refused -> after 3 attempts the source is Yahoo (shared memory says
+    so) -> the gateway starts accepting the key -> the daemon is back on Databento, live."""
+    from aurum.consumer import ShmReader
+
+    gw_key, key = _fake_key(), _fake_key()
+    gw = subprocess.Popen([*AURUM, "gateway", "--sim", "quiet", "--sim-records", "100000", "--sim-dir",
+                           str(tmp_path / "sim"), "--port", "0", "--speed", "10x", "--at-end", "idle", "--admin-stdin"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env={**os.environ, "AURUM_GATEWAY_KEYS": gw_key})
+    shm = f"aurum-test-{uuid.uuid4().hex[:8]}"
+    d = None
+    try:
+        assert gw.stdout is not None and gw.stdin is not None
+        port = int(gw.stdout.readline().split("127.0.0.1:")[1].split()[0])
+        env = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",
+               "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6", "AURUM_FEED_STYPE_IN": "raw_symbol",
+               "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm,
+               "AURUM_FEED_BACKOFF_INITIAL_S": "0.05", "AURUM_FEED_BACKOFF_MAX_S": "0.2",
+               "AURUM_FEED_RETRY_INTERVAL_S": "0.5", "AURUM_PERSISTENCE_CHECKPOINT": str(tmp_path / "m.json"),
+               "AURUM_METRICS_ENABLED": "false"}
+        log = tmp_path / "daemon.log"
+        d = subprocess.Popen([*AURUM, "run"], stderr=log.open("w"), stdout=subprocess.DEVNULL, env=env)
+
+        def wait_state(source: str, timeout: float) -> dict[str, object]:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                assert d is not None and d.poll() is None, log.read_text()
+                if Path("/dev/shm", shm).exists():
+                    with ShmReader(shm) as r:
+                        st = r.state()
+                    if st is not None and st["source"] in (source, {"databento": 0, "yahoo": 1}[source]):
+                        return st
+                time.sleep(0.1)
+            raise AssertionError(f"source never became {source}: {log.read_text()[-2000:]}")
+
+        wait_state("yahoo", 60)
+        assert "giving up after 3 failed attempts" in log.read_text()
+        gw.stdin.write(f"add_key {key}\n")
+        gw.stdin.flush()
+        st = wait_state("databento", 60)
+        assert st["feed_state"] in ("live", 1)
+        text = log.read_text()
+        assert "recovered" in text and key not in text
+    finally:
+        if d is not None and d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+            d.wait(timeout=10)
+        gw.terminate()
+        gw.wait(timeout=10)
+        Path("/dev/shm", shm).unlink(missing_ok=True)

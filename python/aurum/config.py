@@ -32,6 +32,7 @@ class FeedConfig:
     snapshot: bool = True
     heartbeat_interval_s: int = 30
     connect_attempts: int = 3  # then fall back to Yahoo
+    retry_interval_s: float = 30.0  # after giving up, how often Databento is tried again
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     key_file: str | None = None
@@ -104,7 +105,7 @@ class Config:
 RANGES: dict[str, tuple[float, float]] = {
     "feed.port": (1, 65535), "metrics.port": (0, 65535),  # 0: any free port (tests, demo)
     "feed.heartbeat_interval_s": (5, 3600),
-    "feed.connect_attempts": (1, 100), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
+    "feed.connect_attempts": (1, 100), "feed.retry_interval_s": (0.1, 3600), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
     "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
     "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
     "fallback.cache_s": (0, 3600), "persistence.checkpoint_every_s": (1, 86_400),

@@ -166,8 +166,9 @@ class Daemon:
 
     def _publish_state(self, now_ns: int) -> None:
         self._last_state = time.monotonic()
+        state = getattr(self.client, "state", self.feed_state)  # the client's own, never a second old
         fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source,
-                                  "feed_state": {"streaming": "live", "backoff": "recovering"}.get(self.feed_state, "down")}
+                                  "feed_state": {"streaming": "live", "backoff": "recovering"}.get(state, "down")}
         ids = self.pipeline.book_ids() or [i for i in self.decision.last_score]
         if ids:
             iid = ids[0]
@@ -238,6 +239,7 @@ class Daemon:
         self.client = LsgClient(self.pipeline, self.key, host=f.gateway, port=f.port, dataset=f.dataset,
                                 symbols=f.symbols, stype_in=f.stype_in, schemas=f.schemas,
                                 heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
+                                retry_interval_s=f.retry_interval_s, auth_retry=True,
                                 backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
                                 on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered,
                                 journal=self._journal())

@@ -272,6 +272,7 @@ class LsgClient:
         on_give_up: Callable[[], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
         journal: Any | None = None,
+        auth_retry: bool = False,
     ) -> None:
         syms = [s.strip() for s in symbols if s.strip()]
         if not syms:
@@ -309,6 +310,9 @@ class LsgClient:
         self.on_give_up = on_give_up
         self.on_recovered = on_recovered
         self.journal = journal  # aurum.journal.FeedJournal: raw bytes to rotating .dbn.zst
+        # True: a refused key counts as a failed attempt (backoff, give-up, retry) instead of
+        # ending run() with LsgAuthError.
+        self.auth_retry = auth_retry
         self.stats = LsgStats()
         self.state = "stopped"
         self._decode_error = _native_decode_error()
@@ -398,7 +402,11 @@ class LsgClient:
             self._session = None
             self.stats._disconnect("auth", str(e))
             self._log(logging.ERROR, "authentication failed")
-            raise
+            if not self.auth_retry:
+                raise
+            # A daemon keeps going: the key may be re-enabled, and the fallback carries on.
+            self._on_failed_attempt(f"authentication failed: {e}")
+            return None
         except (OSError, asyncio.TimeoutError, _HandshakeError) as e:
             if watchdog is not None:
                 watchdog.cancel()

@@ -125,11 +125,16 @@ class YahooFallback:
         self.polls = 0
         self._task: asyncio.Task[None] | None = None
 
-    def poll_once(self, now_ns: int | None = None) -> bool:
-        """One poll: feeds one trade record. False if the source had nothing to give."""
+    def _snapshot(self) -> Snapshot | None:
         try:
-            snap = self.source.snapshot()
+            return self.source.snapshot()
         except FallbackError:
+            return None
+
+    def poll_once(self, now_ns: int | None = None, snap: Snapshot | None = None) -> bool:
+        """One poll: feeds one trade record. False if the source had nothing to give."""
+        snap = snap if snap is not None else self._snapshot()
+        if snap is None:
             return False
         now = time.time_ns() if now_ns is None else now_ns
         data = trade_record(snap, now)
@@ -144,8 +149,13 @@ class YahooFallback:
         return True
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            self.poll_once()
+            # The HTTP request runs on a worker thread: a slow or hanging Yahoo must never
+            # stall the event loop (watchdog, heartbeats, the Databento retries).
+            snap = await loop.run_in_executor(None, self._snapshot)
+            if snap is not None:
+                self.poll_once(snap=snap)
             await asyncio.sleep(self.poll_s)
 
     def start(self) -> None:
