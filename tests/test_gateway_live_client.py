@@ -12,12 +12,10 @@ import datetime as dt
 import io
 import itertools
 import os
-import queue
 import secrets
 import socket
 import string
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from aurum.gateway.control import AuthRequest, AuthResponse, Challenge, Greeting
 from aurum.testing.reference_book import ReferenceBook
 from aurum.testing.synth import DEFAULT_START_NS, synth_records
 from conftest import read_dbn_bytes, split_dbn
+from gateway_proc import GatewayProc, gateway_command
 
 GATEWAY_RTYPES = {0x15, 0x16, 0x17}
 MBO, MBP10, TRADES = 0xA0, 0x0A, 0x00
@@ -118,65 +117,6 @@ def select(recs: list[bytes], rtypes: set[int], iids: set[int]) -> list[bytes]:
 
 
 # --- the gateway subprocess --------------------------------------------------------------------
-
-
-def gateway_command() -> list[str]:
-    """``aurum gateway`` once it is wired into ``aurum.cli``; until then its own entry point."""
-    import argparse
-
-    from aurum import cli
-
-    subcommands = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    if subcommands and "gateway" in subcommands[0].choices:
-        return [sys.executable, "-m", "aurum.cli", "gateway"]
-    return [sys.executable, "-m", "aurum.gateway.cli"]
-
-
-class GatewayProc:
-    """``aurum gateway`` on port 0, admin commands on stdin, killed on exit."""
-
-    def __init__(self, data: list[Path], *args: str, log_path: Path, env_keys: str | None = None) -> None:
-        env = dict(os.environ)
-        env.pop("AURUM_GATEWAY_KEYS", None)
-        if env_keys is not None:
-            env["AURUM_GATEWAY_KEYS"] = env_keys
-        self.log_path = log_path
-        cmd = [*gateway_command(), "--port", "0", "--admin-stdin"]
-        for d in data:
-            cmd += ["--data", str(d)]
-        self.proc = subprocess.Popen(
-            [*cmd, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True, env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            first = self.lines.get(timeout=60)
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(f"gateway did not start: {self.log()}") from None
-        assert "listening on 127.0.0.1:" in first, first + self.log()
-        self.port = int(first.split("127.0.0.1:")[1].split()[0])
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def admin(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        reply = self.lines.get(timeout=10)
-        assert reply.startswith("ok"), reply
-        return reply
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

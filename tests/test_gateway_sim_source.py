@@ -7,7 +7,8 @@ from pathlib import Path
 import databento as db
 import databento_dbn as dbn
 
-from test_gateway_live_client import GatewayProc, fake_key
+from gateway_proc import GatewayProc
+from test_gateway_live_client import fake_key
 
 
 def test_simulated_session_reaches_the_official_client_byte_for_byte(tmp_path: Path) -> None:

@@ -11,21 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import queue
 import random
 import secrets
 import socket
 import string
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_proc import GatewayProc
 
 from aurum import _native
 from aurum.apikey import ApiKey, mask_key
@@ -43,55 +39,6 @@ def fake_key() -> str:
 # --- the gateway subprocess --------------------------------------------------------------------
 
 
-class GatewayProc:
-    """``aurum gateway`` on ``port`` (0: a free one), admin commands on stdin, killed on exit."""
-
-    def __init__(self, data: list[Path], *args: str, log_path: Path, keys: str, port: int = 0) -> None:
-        env = dict(os.environ, AURUM_GATEWAY_KEYS=keys)
-        cmd = [sys.executable, "-m", "aurum.gateway.cli", "--port", str(port), "--admin-stdin", "--at-end", "idle"]
-        for d in data:
-            cmd += ["--data", str(d)]
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [*cmd, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True, env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            first = self.lines.get(timeout=30)
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(f"gateway did not start: {self.log()}") from None
-        assert "listening on 127.0.0.1:" in first, first + self.log()
-        self.port = int(first.split("127.0.0.1:")[1].split()[0])
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def admin(self, command: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        reply = self.lines.get(timeout=10)
-        assert reply.startswith("ok"), reply
-        return reply
-
-    def sessions(self) -> dict[int, tuple[int, int]]:
-        """session id -> (data records sent, wire bytes sent)."""
-        parts = self.admin("sessions").split()[3:]
-        return {int(s): (int(r), int(b)) for s, r, b in (p.split(":") for p in parts)}
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def key() -> str:
     return fake_key()
@@ -107,7 +54,8 @@ def session_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, session_files: dict[str, Path], key: str) -> Iterator[GatewayProc]:
-    g = GatewayProc(list(session_files.values()), log_path=tmp_path_factory.mktemp("gw") / "gateway.log", keys=key)
+    g = GatewayProc(list(session_files.values()), "--at-end", "idle", log_path=tmp_path_factory.mktemp("gw") / "gateway.log",
+                    env_keys=key)
     try:
         yield g
     finally:
@@ -335,7 +283,7 @@ def test_gateway_down_gives_up_then_recovers(tmp_path: Path, session_files: dict
             await asyncio.sleep(0.5)  # still retrying at retry_interval_s; no second give-up
             assert events == ["give_up"] and c.stats.consecutive_failures >= 4
             procs.append(await loop.run_in_executor(None, lambda: GatewayProc(
-                [session_files["mbo"]], log_path=tmp_path / "gw.log", keys=key, port=port)))
+                [session_files["mbo"]], "--at-end", "idle", log_path=tmp_path / "gw.log", env_keys=key, port=port)))
             await asyncio.wait_for(recovered.wait(), 10)
             assert c.state == "streaming" and c.stats.consecutive_failures == 0
         return c

@@ -149,43 +149,28 @@ def _run_with_progress(replayer, paths):  # type: ignore[no-untyped-def]
     return result
 
 
+# Subcommands whose module has ``run(args)``; imported only when chosen, so `aurum replay`
+# never pays for the gateway or the daemon.
+SUBCOMMAND_MODULES = {
+    "gateway": "aurum.gateway.cli", "sim": "aurum.sim.cli", "eval": "aurum.evaluation.cli",
+    "astro": "aurum.astro.cli", "tail": "aurum.tail", "demo": "aurum.demo", "doctor": "aurum.doctor",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import importlib
+
     args = build_parser().parse_args(argv)
     if args.command == "replay":
         return cmd_replay(args)
-    if args.command == "gateway":
-        from aurum.gateway import cli as gateway_cli
-
-        return gateway_cli.run(args)
-    if args.command == "doctor":
-        from aurum import doctor as doctor_cli
-
-        return doctor_cli.run(args)
-    if args.command == "demo":
-        from aurum import demo as demo_cli
-
-        return demo_cli.run(args)
-    if args.command == "tail":
-        from aurum import tail as tail_cli
-
-        return tail_cli.run(args)
     if args.command == "run":
         from aurum.daemon import main as daemon_main
 
         return daemon_main(args.config)
-    if args.command == "astro":
-        from aurum.astro import cli as astro_cli
-
-        return astro_cli.run(args)
-    if args.command == "eval":
-        from aurum.evaluation import cli as eval_cli
-
-        return eval_cli.run(args)
-    if args.command == "sim":
-        from aurum.sim import cli as sim_cli
-
-        return sim_cli.run(args)
-    return 2
+    module = SUBCOMMAND_MODULES.get(args.command)
+    if module is None:
+        return 2
+    return int(importlib.import_module(module).run(args))
 
 
 if __name__ == "__main__":
