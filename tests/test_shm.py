@@ -54,7 +54,7 @@ def test_round_trip_signals_and_state(name):
         sig = {"ts_ns": 123, "instrument_id": 42, "action": "BUY", "flags": 3, "veto": 7, "entry": 4100.5,
                "stop": 4095.25, "targets": [4110.0, 4120.0, None], "direction": 0.75, "confidence": 0.5,
                "pillar_dir": [1.0, -1.0, 0.5, 0.0, 0.25], "pillar_conf": [0.5, 0.5, 0.25, 1.0, 0.0],
-               "reason": "absorption at 4099.9 ✓"}
+               "reason": "absorption at 4099.9 ✓", "ts_out": 1_700_000_000_123_456_789}
         assert w.publish(sig) == 0
         assert w.publish(action="sell", reason="x" * 500) == 1
         w.update_state(last=4100.7, bid=4100.6, ask=4100.8, volume=1234, market_ts=99, instrument_id=42,
@@ -65,7 +65,8 @@ def test_round_trip_signals_and_state(name):
         assert lost == 0 and [s["seq"] for s in got] == [0, 1]
         first = {k: got[0][k] for k in sig}
         assert first == sig
-        assert got[1]["action"] == "SELL" and got[1]["reason"] == "x" * 119 and got[1]["entry"] is None
+        assert got[1]["action"] == "SELL" and got[1]["reason"] == "x" * 111 and got[1]["entry"] is None
+        assert got[1]["ts_out"] == 0  # not given: unknown
         st = r.state()
         assert st["update_seq"] == 2 and st["volume"] == 1300 and st["last"] == 4100.7
         assert (st["source"], st["feed_state"], st["instrument_id"]) == ("yahoo", "live", 42)

@@ -21,14 +21,14 @@
 
 #define AURUM_SHM_DEFAULT_NAME "aurum-signals"
 #define AURUM_SHM_MAGIC "AURUMSHM"
-#define AURUM_SHM_VERSION 1u
+#define AURUM_SHM_VERSION 2u
 #define AURUM_SHM_HEADER_SIZE 256u
 #define AURUM_SHM_STATE_OFFSET 256u
 #define AURUM_SHM_STATE_SIZE 1024u
 #define AURUM_SHM_RING_OFFSET 1280u
 #define AURUM_SHM_RECORD_SIZE 256u
 #define AURUM_SHM_MAX_ZONES 32
-#define AURUM_SHM_REASON_LEN 120
+#define AURUM_SHM_REASON_LEN 112
 #define AURUM_SHM_PRICE_SCALE 1000000000LL
 #define AURUM_SHM_UNDEF_PRICE INT64_MAX
 
@@ -38,7 +38,7 @@ enum { AURUM_FEED_DOWN = 0, AURUM_FEED_LIVE = 1, AURUM_FEED_STALE = 2, AURUM_FEE
 
 /* FNV-1a 64 of this string is the header's layout_hash: refuse a segment whose hash differs. */
 #define AURUM_SHM_LAYOUT_DESC \
-    "aurum-shm/1;" \
+    "aurum-shm/2;" \
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24," \
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44," \
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};" \
@@ -48,7 +48,7 @@ enum { AURUM_FEED_DOWN = 0, AURUM_FEED_LIVE = 1, AURUM_FEED_STALE = 2, AURUM_FEE
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};" \
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29," \
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80," \
-    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[120]@128,crc32:u32@252};" \
+    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[112]@128,ts_out:u64@240,crc32:u32@252};" \
     "price=i64e-9;lock=seqlock(2*seq+1 writing,2*seq+2 done);crc32=ieee(bytes[8,size-4))"
 
 struct aurum_shm_header {
@@ -112,6 +112,7 @@ struct aurum_shm_signal {
     float pillar_dir[5];
     float pillar_conf[5];
     char reason[AURUM_SHM_REASON_LEN]; /* UTF-8, NUL-padded, always NUL-terminated */
+    uint64_t ts_out;        /* gateway send time (UNIX ns) of the record that closed the bar; 0 = unknown */
     uint32_t _pad;
     uint32_t crc32;         /* CRC-32 (zlib) of bytes [8, 252) */
 };
@@ -125,6 +126,7 @@ _Static_assert(offsetof(struct aurum_shm_state, zones) == 128, "zones offset");
 _Static_assert(offsetof(struct aurum_shm_state, crc32) == 1020, "state crc offset");
 _Static_assert(sizeof(struct aurum_shm_signal) == 256, "signal size");
 _Static_assert(offsetof(struct aurum_shm_signal, reason) == 128, "reason offset");
+_Static_assert(offsetof(struct aurum_shm_signal, ts_out) == 240, "ts_out offset");
 _Static_assert(offsetof(struct aurum_shm_signal, crc32) == 252, "signal crc offset");
 
 static inline uint64_t aurum_shm_fnv1a64(const char *s) {

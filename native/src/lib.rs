@@ -8,6 +8,7 @@ pub mod decoder;
 pub mod derive;
 pub mod engines;
 pub mod file;
+pub mod latency;
 pub mod pipeline;
 pub mod ring;
 pub mod shm;

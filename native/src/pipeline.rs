@@ -14,6 +14,7 @@ use crate::bars::{BarConfig, InstrumentBars};
 use crate::book::{Anomalies, L3Book, LevelView, MboBook, Mbp10Book, Top, EMPTY_LEVEL};
 use crate::decoder::{DecodeError, StreamDecoder};
 use crate::engines::{EngineConfig, InstrumentEngines, Outputs, DEPTH};
+use crate::latency::{self, Latencies};
 use crate::ring::{BarRec, Ring, TopRec, TradeRec};
 
 // The same bits as `engines::SEEN_*`, which reports engine status from them.
@@ -119,6 +120,21 @@ pub struct State {
     pub counters: Counters,
     clock: u64,
     next_bar_end: u64,
+    /// `ts_out` of the record being processed (0 when the stream has none).
+    cur_ts_out: u64,
+    /// `ts_out` of the first record that closed a bar since the last `take_close_ts_out`.
+    close_ts_out: u64,
+    pub latency: Latencies,
+}
+
+/// The gateway send time appended to a record when the session asked for `ts_out`: the
+/// record's last 8 bytes (databento reference §3). 0 if the record is too short to hold it.
+#[inline]
+fn read_ts_out(bytes: &[u8]) -> u64 {
+    match bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+        Some(tail) => u64::from_le_bytes(tail.try_into().unwrap_or([0; 8])),
+        None => 0,
+    }
 }
 
 pub struct Pipeline {
@@ -134,7 +150,23 @@ impl Pipeline {
     /// Decodes and processes one chunk. Returns records processed.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<u64, DecodeError> {
         let state = &mut self.state;
-        self.decoder.feed(chunk, |rec| state.on_record(rec))
+        if self.decoder.metadata().is_some_and(|m| m.ts_out) {
+            self.decoder.feed(chunk, |rec| {
+                state.cur_ts_out = read_ts_out(rec.as_ref());
+                state.on_record(rec)
+            })
+        } else {
+            self.decoder.feed(chunk, |rec| state.on_record(rec))
+        }
+    }
+
+    /// `feed`, then records the span from `recv_ns` (wall-clock ns of the socket read that
+    /// delivered `chunk`) to the end of processing in `latency.socket_to_processed`. The
+    /// histogram is updated even when decoding fails: the time was spent.
+    pub fn feed_timed(&mut self, chunk: &[u8], recv_ns: u64) -> Result<u64, DecodeError> {
+        let r = self.feed(chunk);
+        self.state.latency.socket_to_processed.record_span(recv_ns, latency::now_ns());
+        r
     }
 
     /// Lets `fill` write straight into the decoder buffer. Returns (bytes, records).
@@ -179,6 +211,9 @@ impl State {
             counters,
             clock: 0,
             next_bar_end: u64::MAX,
+            cur_ts_out: 0,
+            close_ts_out: 0,
+            latency: Latencies::default(),
         }
     }
 
@@ -244,7 +279,7 @@ impl State {
         if ts != u64::MAX && ts > self.clock {
             self.clock = ts;
             if ts >= self.next_bar_end {
-                self.close_due_bars(ts);
+                self.close_due_bars(ts, self.cur_ts_out);
             }
         }
         match hd.rtype {
@@ -403,7 +438,11 @@ impl State {
         self.counters.top_changes += 1;
     }
 
-    fn close_due_bars(&mut self, now: u64) {
+    /// `trigger_ts_out`: the `ts_out` of the record that moved the clock (0: the wall clock did).
+    fn close_due_bars(&mut self, now: u64, trigger_ts_out: u64) {
+        if self.close_ts_out == 0 {
+            self.close_ts_out = trigger_ts_out;
+        }
         let mut next = u64::MAX;
         for inst in self.instruments.iter_mut() {
             self.counters.bars_closed += inst.bars.on_clock(inst.id, now, &mut self.bars) as u64;
@@ -415,8 +454,16 @@ impl State {
         self.next_bar_end = next;
     }
 
+    /// The gateway send time of the record that closed the bars drained since the last call
+    /// (the first one, if several closed), and forget it; 0 if unknown (no `ts_out` on the
+    /// stream, or bars closed by the wall clock).
+    pub fn take_close_ts_out(&mut self) -> u64 {
+        std::mem::take(&mut self.close_ts_out)
+    }
+
     /// A new stream (reconnect): any event or snapshot left open by the old one is void.
     pub fn reset_events(&mut self) {
+        self.cur_ts_out = 0;
         for inst in self.instruments.iter_mut() {
             if let Some(m) = inst.mbo.as_mut() {
                 m.reset_event();
@@ -439,7 +486,7 @@ impl State {
             self.clock = now;
         }
         if self.clock >= self.next_bar_end {
-            self.close_due_bars(self.clock);
+            self.close_due_bars(self.clock, 0);
         }
         self.counters.bars_closed - before
     }

@@ -40,14 +40,14 @@ pub const DEFAULT_CAPACITY: u32 = 4096;
 pub const MAX_CAPACITY: u32 = 1 << 22;
 
 pub const MAGIC: [u8; 8] = *b"AURUMSHM";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 pub const HEADER_SIZE: usize = 256;
 pub const STATE_OFFSET: usize = 256;
 pub const STATE_SIZE: usize = 1024;
 pub const RING_OFFSET: usize = STATE_OFFSET + STATE_SIZE;
 pub const RECORD_SIZE: usize = 256;
 pub const MAX_ZONES: usize = 32;
-pub const REASON_LEN: usize = 120;
+pub const REASON_LEN: usize = 112;
 
 /// Prices are i64 fixed point, 1e-9 units (the DBN convention); `UNDEF_PRICE` means "none".
 pub const PRICE_SCALE: i64 = 1_000_000_000;
@@ -68,7 +68,7 @@ const OFF_WRITE_SEQ: usize = 64; const OFF_HEARTBEAT: usize = 128;
 /// The canonical layout description. Identical strings live in `aurum_shm.h` and
 /// `aurum/consumer.py`; tests check all three agree. Change a field: bump VERSION and this.
 pub const LAYOUT_DESC: &str = concat!(
-    "aurum-shm/1;",
+    "aurum-shm/2;",
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24,",
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44,",
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};",
@@ -78,7 +78,7 @@ pub const LAYOUT_DESC: &str = concat!(
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};",
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29,",
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80,",
-    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[120]@128,crc32:u32@252};",
+    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[112]@128,ts_out:u64@240,crc32:u32@252};",
     "price=i64e-9;lock=seqlock(2*seq+1 writing,2*seq+2 done);crc32=ieee(bytes[8,size-4))"
 );
 
@@ -160,6 +160,10 @@ pub struct SignalRecord {
     pub pillar_conf: [f32; 5],
     /// UTF-8, NUL-padded; at most `REASON_LEN - 1` bytes so C can treat it as a C string.
     pub reason: [u8; REASON_LEN],
+    /// Gateway send time (DBN `ts_out`, UNIX ns) of the record whose arrival closed the bar
+    /// this signal was decided on; 0 when unknown (wall-clock bar close, no `ts_out`, replay).
+    /// `reader clock - ts_out` is the end-to-end latency a consumer sees.
+    pub ts_out: u64,
     pub _pad: u32,
     pub crc32: u32,
 }
@@ -212,6 +216,7 @@ const _: () = {
     assert!(offset_of!(SignalRecord, pillar_dir) + 8 == 88);
     assert!(offset_of!(SignalRecord, pillar_conf) + 8 == 108);
     assert!(offset_of!(SignalRecord, reason) + 8 == 128);
+    assert!(offset_of!(SignalRecord, ts_out) + 8 == 240);
     assert!(offset_of!(SignalRecord, crc32) + 8 == 252);
     assert!(offset_of!(StateBlock, instrument_id) + 8 == 56);
     assert!(offset_of!(StateBlock, zone_count) + 8 == 62);

@@ -117,8 +117,23 @@ class Pipeline:
         or a bad value raises ``ValueError`` naming it. Records of instruments beyond
         ``max_instruments`` are skipped and counted (``stats()["instruments_refused"]``)."""
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> int:
-        """Decode and process one chunk. Returns the records processed from it."""
+    def feed(self, chunk: bytes | bytearray | memoryview, recv_ns: int = 0) -> int:
+        """Decode and process one chunk. Returns the records processed from it. ``recv_ns``
+        (wall-clock ns of the socket read that delivered the chunk), when non-zero, times
+        the chunk into the ``socket_to_processed`` latency histogram."""
+
+    def take_close_ts_out(self) -> int:
+        """Gateway send time (``ts_out``, UNIX ns) of the record that closed the bars drained
+        since the last call (the first, if several closed); 0 if unknown: no ``ts_out`` on
+        the stream, or closed by ``advance_clock``. Resets it."""
+
+    def observe_signal_latency(self, ts_out_ns: int, published_ns: int = 0) -> None:
+        """Record one gateway-to-signal span in native code (``published_ns`` 0 = now);
+        ``ts_out_ns`` 0 is ignored."""
+
+    def latency(self) -> dict[str, tuple[list[float], list[int], float]]:
+        """``{"socket_to_processed" | "gateway_to_signal": (bounds_s, cumulative_counts,
+        sum_s)}``; counts has one more entry than bounds (the +Inf total)."""
 
     def feed_file(self, file: DbnFile, max_bytes: int = 1 << 20) -> int:
         """Read up to ``max_bytes`` decompressed bytes from ``file`` straight into the

@@ -37,7 +37,7 @@ SHM_DIR = "/dev/shm"
 
 # Must equal LAYOUT_DESC in native/src/shm.rs and AURUM_SHM_LAYOUT_DESC in aurum_shm.h.
 LAYOUT_DESC = (
-    "aurum-shm/1;"
+    "aurum-shm/2;"
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24,"
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44,"
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};"
@@ -47,7 +47,7 @@ LAYOUT_DESC = (
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};"
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29,"
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80,"
-    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[120]@128,crc32:u32@252};"
+    "pillar_dir:f32[5]@88,pillar_conf:f32[5]@108,reason:char[112]@128,ts_out:u64@240,crc32:u32@252};"
     "price=i64e-9;lock=seqlock(2*seq+1 writing,2*seq+2 done);crc32=ieee(bytes[8,size-4))"
 )
 
@@ -61,7 +61,7 @@ def fnv1a64(data: bytes) -> int:
 
 LAYOUT_HASH = fnv1a64(LAYOUT_DESC.encode())
 MAGIC = b"AURUMSHM"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE, STATE_OFFSET, STATE_SIZE, RING_OFFSET, RECORD_SIZE = 256, 256, 1024, 1280, 256
 MAX_ZONES = 32
 OFF_WRITE_SEQ, OFF_HEARTBEAT, OFF_EPOCH = 64, 128, 56
@@ -70,13 +70,16 @@ UNDEF_PRICE = (1 << 63) - 1
 ACTIONS = ("FLAT", "BUY", "SELL")
 SOURCES = ("databento", "yahoo", "replay")
 FEED_STATES = ("down", "live", "stale", "recovering")
+# Zone codes in the state block (the engines' own, aurum.engines.ZONE_KINDS / ZONE_STATES).
+ZONE_KINDS = {1: "iceberg", 2: "absorption"}
+ZONE_STATES = {1: "active", 2: "held", 3: "broken"}
 
 _U64 = struct.Struct("<Q")
 # magic version header_size layout_hash capacity record_size state_offset state_size
 # ring_offset writer_pid total_size epoch
 _HEADER = struct.Struct("<8sIIQIIIIIIQQ")
 # The 248 bytes after a slot's lock word.
-_SIGNAL = struct.Struct("<QQIBBHqq3qdd5f5f120s4xI")
+_SIGNAL = struct.Struct("<QQIBBHqq3qdd5f5f112sQ4xI")
 # The first 120 bytes after the state lock word, then 32 zones from offset 128.
 _STATE = struct.Struct("<QqqqQQIBBH5f5f24x")
 _ZONE = struct.Struct("<qIfBBB5x")
@@ -117,7 +120,10 @@ def decode_signal(payload: bytes) -> dict[str, Any]:
         "flags": f[4], "veto": f[5], "entry": _px(f[6]), "stop": _px(f[7]),
         "targets": [_px(t) for t in f[8:11]], "direction": f[11], "confidence": f[12],
         "pillar_dir": list(f[13:18]), "pillar_conf": list(f[18:23]),
-        "reason": f[23].split(b"\0", 1)[0].decode("utf-8", "replace"), "crc32": f[24],
+        "reason": f[23].split(b"\0", 1)[0].decode("utf-8", "replace"),
+        # Gateway send time of the record that closed the bar (0: unknown); now - ts_out is
+        # the end-to-end latency as this reader sees it.
+        "ts_out": f[24], "crc32": f[25],
     }
 
 

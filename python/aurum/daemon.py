@@ -25,12 +25,15 @@ from aurum.decision.engine import DecisionConfig, DecisionEngine
 from aurum.decision.providers import default_providers
 from aurum.decision.signal import SignalConfig
 from aurum.memory import SnapshotError, load_memory, save_memory
-from aurum.rings import RingReader
+from aurum.engines import table_array
+from aurum.rings import RingReader, ring_array
 from aurum.sdnotify import Notifier
 
 log = logging.getLogger("aurum.daemon")
 
 STATE_EVERY_S = 0.1  # the shared-memory state block is refreshed at most this often
+MAX_SHM_ZONES = 32  # what the state block holds (aurum_shm.h AURUM_SHM_MAX_ZONES)
+ZONE_BROKEN = 3  # engines.ZONE_STATES: broken zones are history, not "active"
 SOURCES = {"databento": 0, "yahoo": 1, "replay": 2}
 
 
@@ -64,6 +67,8 @@ class Daemon:
                                                                      signal=signal_config(cfg)),
                                        providers=default_providers())
         self.bars = RingReader(self.pipeline, "bars", from_start=True)
+        self._trades = ring_array(self.pipeline, "trades")
+        self._session_volume: dict[int, int] = {}  # contracts traded in closed bars, per instrument
         self.notifier = notifier or Notifier()
         self.shm = shm_writer if shm_writer is not None else self._open_shm()
         self.stats = DaemonStats()
@@ -134,17 +139,22 @@ class Daemon:
             log.warning("bar ring lapped: %d bars lost before the decision layer saw them", batch.lost)
         published = 0
         if len(batch.records):
+            for iid, vol in zip(batch.records["instrument_id"].tolist(), batch.records["volume"].tolist()):
+                self._session_volume[iid] = self._session_volume.get(iid, 0) + vol
+            # Gateway send time of the record that closed these bars: carried in each signal
+            # so consumers (and the latency histogram) see the end-to-end delay.
+            ts_out = self.pipeline.take_close_ts_out()
             degraded = None if self.source == "databento" else f"{self.source} fallback"
             # Staleness is a wall-clock question; on a data-clock feed the watchdog covers it.
             judge = now_ns if self.cfg.feed.clock == "wall" else 0
             for sig in self.decision.on_bars(batch.records.copy(), now_ns=judge, feed_degraded=degraded):
-                self._publish(sig)
+                self._publish(sig, ts_out)
                 published += 1
         if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
             self._publish_state(now_ns)
         return published
 
-    def _publish(self, sig: Any) -> None:
+    def _publish(self, sig: Any, ts_out: int = 0) -> None:
         d = sig.as_dict()
         pillars = d["pillars"]
         names = ("qmo", "imo", "gann", "astro", "cycle")
@@ -159,7 +169,11 @@ class Daemon:
         for k in ("entry", "stop"):
             if d[k] is not None:  # absent = "no price" in the segment (FLAT has none)
                 rec[k] = d[k]
+        if ts_out:
+            rec["ts_out"] = ts_out
         self.shm.publish(rec)
+        if ts_out:
+            self.pipeline.observe_signal_latency(ts_out)
         self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
         log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
                  d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
@@ -173,14 +187,39 @@ class Daemon:
         if ids:
             iid = ids[0]
             top = self.pipeline.last_top(iid)
+            fields["instrument_id"] = iid
             if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
-                fields.update(bid=top[0] * 1e-9, ask=top[3] * 1e-9, instrument_id=iid)
+                fields.update(bid=top[0] * 1e-9, ask=top[3] * 1e-9)
+            fields.update(self._last_trade(iid))
+            fields["volume"] = self._session_volume.get(iid, 0)
+            fields["zones"] = self._active_zones(iid)
             score = self.decision.last_score.get(iid)
             if score is not None:
                 names = ("qmo", "imo", "gann", "astro", "cycle")
                 fields["pillar_dir"] = [score.pillars[n].direction if n in score.pillars else 0.0 for n in names]
                 fields["pillar_conf"] = [score.pillars[n].confidence if n in score.pillars else 0.0 for n in names]
         self.shm.update_state(fields)
+
+    def _last_trade(self, iid: int) -> dict[str, Any]:
+        """The newest trade of ``iid`` still in the trade ring (a few rows back at most)."""
+        written = self.pipeline.ring_written("trades")
+        cap = len(self._trades)
+        for back in range(1, min(written, 64) + 1):
+            r = self._trades[(written - back) % cap]
+            if int(r["instrument_id"]) == iid:
+                return {"last": int(r["price"]) * 1e-9, "market_ts": int(r["ts_event"])}
+        return {}
+
+    def _active_zones(self, iid: int) -> list[dict[str, Any]]:
+        """The instrument's unbroken iceberg and absorption zones, strongest first, as many as
+        the state block holds."""
+        z = table_array(self.pipeline, "zones")
+        z = z[(z["instrument_id"] == iid) & (z["state"] != ZONE_BROKEN)]
+        if len(z) > MAX_SHM_ZONES:
+            z = z[(-z["strength"]).argsort(kind="stable")[:MAX_SHM_ZONES]]
+        return [{"price": int(r["price"]) * 1e-9, "volume": min(int(r["volume"]), 0xFFFFFFFF),
+                 "strength": float(r["strength"]), "side": chr(int(r["side"])), "kind": int(r["kind"]),
+                 "state": int(r["state"])} for r in z]
 
     # --- reload and stop ---------------------------------------------------------------------
 
@@ -217,6 +256,7 @@ class Daemon:
         self.notifier.stopping("checkpointing")
         self.pipeline.flush_bars()
         self._drain_bars(time.time_ns())
+        self._publish_state(time.time_ns())  # the final state, not one up to 100 ms old
         self.checkpoint()
         if self.journal is not None:
             self.journal.close()
@@ -292,6 +332,8 @@ class Daemon:
             "reconnects": getattr(st, "reconnects", 0),
             "gaps": getattr(st, "reconnects", 0),
             "signals": dict(self.stats.signals),
+            "decode_errors": getattr(st, "decode_errors", 0),
+            "latency": self.pipeline.latency(),
         }
 
     def _journal(self) -> Any:

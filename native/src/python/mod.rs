@@ -371,9 +371,40 @@ impl PyPipeline {
         Ok(Self { inner: CorePipeline::new(cfg) })
     }
 
-    fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<u64> {
+    /// `recv_ns`: wall-clock ns of the socket read that delivered `chunk`; when given, the
+    /// time to the end of processing goes into the `socket_to_processed` histogram.
+    #[pyo3(signature = (chunk, recv_ns = 0))]
+    fn feed(&mut self, py: Python<'_>, chunk: &Bound<'_, PyAny>, recv_ns: u64) -> PyResult<u64> {
         let inner = &mut self.inner;
-        with_bytes(chunk, |b| inner.feed(b))?.map_err(|e| decode_err(py, e))
+        with_bytes(chunk, |b| if recv_ns == 0 { inner.feed(b) } else { inner.feed_timed(b, recv_ns) })?
+            .map_err(|e| decode_err(py, e))
+    }
+
+    /// Gateway send time (`ts_out`, UNIX ns) of the record that closed the bars drained
+    /// since the last call; 0 if unknown. Resets it.
+    fn take_close_ts_out(&mut self) -> u64 {
+        self.inner.state.take_close_ts_out()
+    }
+
+    /// Record one gateway-to-signal span (a signal published at `published_ns` for a bar
+    /// closed by a record sent at `ts_out_ns`); `published_ns` 0 = now. A 0 `ts_out_ns` is
+    /// ignored (unknown).
+    #[pyo3(signature = (ts_out_ns, published_ns = 0))]
+    fn observe_signal_latency(&mut self, ts_out_ns: u64, published_ns: u64) {
+        let end = if published_ns == 0 { crate::latency::now_ns() } else { published_ns };
+        self.inner.state.latency.gateway_to_signal.record_span(ts_out_ns, end);
+    }
+
+    /// `{name: (bounds_s, cumulative_counts, sum_s)}` for each latency histogram: the
+    /// shape `aurum.metrics` exports (counts has one more entry than bounds: +Inf).
+    fn latency<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let bounds: Vec<f64> = crate::latency::BOUNDS_NS.iter().map(|&b| b as f64 * 1e-9).collect();
+        let l = &self.inner.state.latency;
+        for (name, h) in [("socket_to_processed", &l.socket_to_processed), ("gateway_to_signal", &l.gateway_to_signal)] {
+            d.set_item(name, (bounds.clone(), h.cumulative().to_vec(), h.sum_ns() as f64 * 1e-9))?;
+        }
+        Ok(d)
     }
 
     #[pyo3(signature = (file, max_bytes = 1 << 20))]

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::shm::{self, ShmSignalWriter as CoreWriter, SignalRecord, StateBlock, Zone};
 
-const SIGNAL_KEYS: &str = "ts_ns, instrument_id, action, flags, veto, entry, stop, targets, direction, confidence, pillar_dir, pillar_conf, reason";
+const SIGNAL_KEYS: &str = "ts_ns, ts_out, instrument_id, action, flags, veto, entry, stop, targets, direction, confidence, pillar_dir, pillar_conf, reason";
 const STATE_KEYS: &str = "ts_ns, last, bid, ask, volume, market_ts, instrument_id, source, feed_state, pillar_dir, pillar_conf, zones";
 const ZONE_KEYS: &str = "price, side, kind, state, strength, volume";
 
@@ -86,6 +86,7 @@ fn signal_from(d: &Bound<'_, PyDict>) -> PyResult<SignalRecord> {
         let key: String = k.extract()?;
         match key.as_str() {
             "ts_ns" => r.ts_ns = int(&key, &v)?,
+            "ts_out" => r.ts_out = int(&key, &v)?,
             "instrument_id" => r.instrument_id = int(&key, &v)?,
             "action" => r.action = code(&key, &v, &["flat", "buy", "sell"])?,
             "flags" => r.flags = int(&key, &v)?,

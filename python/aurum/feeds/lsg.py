@@ -26,6 +26,7 @@ import logging
 import platform
 import random
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,7 +155,8 @@ class _Session(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         self.last_rx = self.loop.time()
         if self.phase == "stream":
-            self.client._on_stream(self, self.view[:nbytes])
+            # The read time, so the pipeline can time socket read -> processed natively.
+            self.client._on_stream(self, self.view[:nbytes], time.time_ns())
         else:
             self._handshake(bytes(self.view[:nbytes]))
 
@@ -528,11 +530,11 @@ class LsgClient:
 
     # --- the stream ---------------------------------------------------------------------------
 
-    def _on_stream(self, session: _Session, chunk: memoryview) -> None:
+    def _on_stream(self, session: _Session, chunk: memoryview, recv_ns: int = 0) -> None:
         if session.close_kind is not None:
             return  # closing: drop the rest
         try:
-            n = self.pipeline.feed(chunk)
+            n = self.pipeline.feed(chunk, recv_ns)
         except self._decode_error as e:
             offset = getattr(e, "offset", None)
             self.stats.decode_errors += 1
