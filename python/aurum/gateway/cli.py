@@ -74,8 +74,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--now", type=parse_time_ns, default=None, metavar="TIME",
                    help="the data time treated as 'now': history before it (start=, snapshots), "
                         "real time after it (default: the first record)")
-    p.add_argument("--at-end", choices=("close", "idle"), default="close",
-                   help="when the data runs out: close each session (default) or keep it open with heartbeats")
+    p.add_argument("--at-end", choices=("close", "idle", "loop"), default="close",
+                   help="when the data runs out: close each session (default), keep it open with heartbeats, "
+                        "or loop: replay it again forever, times and order ids moved on (soak and latency runs)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault into every session (see aurum.gateway.faults), e.g. cut@100, stall=2@50")
     p.add_argument("--slow-reader-lag", type=float, default=2.0, metavar="S",
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if len(keys) == 0 and not args.admin_stdin:
         return _fail("no API keys: give --key-file or set AURUM_GATEWAY_KEYS")
     try:
-        source = FileSource(args.data, now=args.now, speed=args.speed)
+        source = FileSource(args.data, now=args.now, speed=args.speed, loop=args.at_end == "loop")
     except (OSError, ValueError) as e:
         return _fail(f"cannot load the data: {e}")
     config = GatewayConfig(

@@ -287,6 +287,30 @@ def subscription_mask(subs: Sequence[Subscription], batch: RecordBatch) -> np.nd
 # --- the DBN file source -----------------------------------------------------------------------
 
 
+# Offsets of ts_recv in the v3 market records a lap shifts (databento.md §3): MBO, and the
+# MBP-0 (trades) / MBP-1 / MBP-10 family, which share their first 48 bytes.
+_TS_RECV_AT = {R.RTYPE_MBO: 40, 0x00: 32, 0x01: 32, 0x0A: 32}
+
+
+def _shift_lap(b: RecordBatch, dt: int, oid: int) -> RecordBatch:
+    """A copy of ``b`` moved on by ``dt`` ns of data time, MBO order ids by ``oid``."""
+    data = b.data.copy()
+
+    def add(rows: np.ndarray, at: int, delta: int) -> None:
+        if len(rows):
+            idx = b.offsets[rows, None] + at + np.arange(8)
+            v = data[idx].copy().view("<u8").reshape(-1)
+            data[idx] = (v + np.uint64(delta)).view(np.uint8).reshape(-1, 8)
+
+    market = np.flatnonzero(np.isin(b.rtypes, list(_TS_RECV_AT)))
+    add(market, 8, dt)  # header ts_event
+    for rt, at in _TS_RECV_AT.items():
+        add(market[b.rtypes[market] == rt], at, dt)
+    add(np.flatnonzero(b.rtypes == R.RTYPE_MBO), 16, oid)
+    return RecordBatch(b.kind, data, b.offsets, b.lengths, b.rtypes, b.schemas, b.instrument_ids,
+                       b.ts + np.uint64(dt), b.due)
+
+
 def read_dbn(path: Path) -> bytes:
     """The decompressed bytes of a .dbn or .dbn.zst file (zstd detected by magic)."""
     raw = Path(path).read_bytes()
@@ -350,16 +374,22 @@ class FileSource:
     subscription gets. ``speed`` paces the real-time part by ts_event: None = as fast as
     possible, 1.0 = real time, N = N times real time; gaps longer than ``max_gap_s`` of data
     time are not waited out. History is always sent as fast as possible, as on the real gateway.
+
+    ``loop=True`` replays the real-time part forever, for soak and latency runs: each lap
+    starts with an MBO clear (``R``) per instrument, and its times (ts_event, ts_recv) move
+    on by one lap's span and its MBO order ids by ``lap << 52`` (real and simulated ids stay below 2^52), so every lap is a valid
+    continuation of the one before (no time going backwards, no duplicate order ids).
     """
 
     def __init__(
         self, paths: Sequence[Path], *, now: int | None = None, speed: float | None = None,
-        max_gap_s: float = 60.0,
+        max_gap_s: float = 60.0, loop: bool = False,
     ) -> None:
         if not paths:
             raise ValueError("no DBN files given")
         self.paths = [Path(p) for p in paths]
         self.speed = speed
+        self.loop = loop
         self.max_gap_ns = int(max_gap_s * 1e9)
         loaded = [_load_v3(p) for p in self.paths]
         datasets = {str(f.meta.dataset) for f in loaded if f.meta.dataset}
@@ -462,13 +492,33 @@ class FileSource:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def _batch(self, kind: BatchKind, lo: int, hi: int, due: float | None) -> RecordBatch:
+    def _batch(self, kind: BatchKind, lo: int, hi: int, due: float | None, lap: int = 0) -> RecordBatch:
         base = int(self.offsets[lo])
         end = int(self._ends[hi - 1])
-        return RecordBatch(
+        b = RecordBatch(
             kind, self.data[base:end], self.offsets[lo:hi] - base, self.lengths[lo:hi],
             self.rtypes[lo:hi], self.schemas[lo:hi], self.iids[lo:hi], self.ts[lo:hi], due,
         )
+        return _shift_lap(b, lap * self._lap_span(), (lap % 4096) << 52) if lap else b
+
+    def _lap_span(self) -> int:
+        """Data time one lap of the real-time part covers, plus a second between laps."""
+        n = len(self.ts)
+        return int(self.ts[n - 1]) - int(self.ts[min(self.now_index, n - 1)]) + 1_000_000_000
+
+    def _lap_start(self, lap: int) -> RecordBatch:
+        ts = int(self.ts[min(self.now_index, len(self.ts) - 1)]) + lap * self._lap_span()
+        clears = np.zeros(len(self._instruments), dtype=R.MBO_DTYPE)
+        clears["length"] = R.MBO_DTYPE.itemsize // 4
+        clears["rtype"] = R.RTYPE_MBO
+        clears["publisher_id"] = 1
+        clears["instrument_id"] = sorted(self._instruments)
+        clears["ts_event"] = ts
+        clears["ts_recv"] = ts
+        clears["action"] = ord("R")
+        clears["side"] = ord("N")
+        clears["flags"] = R.F_LAST
+        return RecordBatch.from_records(clears.tobytes(), BatchKind.LIVE, schema="mbo")
 
     def _batch_end(self, lo: int, hi_limit: int) -> int:
         # At least one record, at most BATCH_BYTES worth.
@@ -491,12 +541,17 @@ class FileSource:
             yield RecordBatch.from_records(b"".join(parts), BatchKind.SNAPSHOT, schema="mbo")
         anchor_wall = loop.time()
         anchor_ts = int(self.ts[pos]) if pos < n else 0
+        lap = 0
         while pos < n:
             if self.speed is None:
                 hi = self._batch_end(pos, n)
-                yield self._batch(BatchKind.LIVE, pos, hi, None)
+                yield self._batch(BatchKind.LIVE, pos, hi, None, lap)
                 pos = hi
                 await asyncio.sleep(0)
+                if pos == n and self.loop and self.now_index < n:
+                    lap += 1
+                    pos = self.now_index
+                    yield self._lap_start(lap)
                 continue
             now = loop.time()
             data_now = anchor_ts + int((now - anchor_wall) * self.speed * 1e9)
@@ -511,8 +566,13 @@ class FileSource:
                 continue
             hi = self._batch_end(pos, due_idx)
             due = anchor_wall + (int(self.ts[pos]) - anchor_ts) / self.speed / 1e9
-            yield self._batch(BatchKind.LIVE, pos, hi, due)
+            yield self._batch(BatchKind.LIVE, pos, hi, due, lap)
             pos = hi
+            if pos == n and self.loop and self.now_index < n:
+                lap += 1
+                pos = self.now_index
+                anchor_wall, anchor_ts = loop.time(), int(self.ts[pos])
+                yield self._lap_start(lap)
 
     # - snapshots -
 
