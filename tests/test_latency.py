@@ -113,6 +113,8 @@ def test_daemon_stamps_signals_with_ts_out_and_fills_both_histograms(live_stream
         d.shutdown()  # publishes the final state block
         st = reader.state()
         assert st is not None and st["last"] and st["volume"] > 0
+        assert st["ts_out"] == sends[-1], "the state says how fresh it is: the newest record's send time"
+        assert reader.state_seq() == st["update_seq"]
         assert st["bid"] < st["ask"]
         from aurum.engines import table_array
 

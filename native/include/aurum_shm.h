@@ -44,7 +44,7 @@ enum { AURUM_FEED_DOWN = 0, AURUM_FEED_LIVE = 1, AURUM_FEED_STALE = 2, AURUM_FEE
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};" \
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40," \
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62," \
-    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,zones:zone[32]@128,crc32:u32@1020};" \
+    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};" \
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};" \
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29," \
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80," \
@@ -92,7 +92,8 @@ struct aurum_shm_state {
     uint16_t zone_count;
     float pillar_dir[5];
     float pillar_conf[5];
-    uint8_t _pad[24];
+    uint64_t ts_out;        /* gateway send time (UNIX ns) of the newest record processed; 0 = unknown */
+    uint8_t _pad[16];
     struct aurum_shm_zone zones[AURUM_SHM_MAX_ZONES];
     uint8_t _pad2[124];
     uint32_t crc32;         /* CRC-32 (zlib) of bytes [8, 1020) */
@@ -122,6 +123,7 @@ _Static_assert(offsetof(struct aurum_shm_header, write_seq) == 64, "write_seq of
 _Static_assert(offsetof(struct aurum_shm_header, heartbeat_ns) == 128, "heartbeat offset");
 _Static_assert(sizeof(struct aurum_shm_zone) == 24, "zone size");
 _Static_assert(sizeof(struct aurum_shm_state) == 1024, "state size");
+_Static_assert(offsetof(struct aurum_shm_state, ts_out) == 104, "state ts_out offset");
 _Static_assert(offsetof(struct aurum_shm_state, zones) == 128, "zones offset");
 _Static_assert(offsetof(struct aurum_shm_state, crc32) == 1020, "state crc offset");
 _Static_assert(sizeof(struct aurum_shm_signal) == 256, "signal size");

@@ -457,6 +457,10 @@ impl State {
     /// The gateway send time of the record that closed the bars drained since the last call
     /// (the first one, if several closed), and forget it; 0 if unknown (no `ts_out` on the
     /// stream, or bars closed by the wall clock).
+    pub fn last_ts_out(&self) -> u64 {
+        self.cur_ts_out
+    }
+
     pub fn take_close_ts_out(&mut self) -> u64 {
         std::mem::take(&mut self.close_ts_out)
     }

@@ -74,7 +74,7 @@ pub const LAYOUT_DESC: &str = concat!(
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};",
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40,",
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62,",
-    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,zones:zone[32]@128,crc32:u32@1020};",
+    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};",
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};",
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29,",
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80,",
@@ -198,7 +198,10 @@ pub struct StateBlock {
     pub zone_count: u16,
     pub pillar_dir: [f32; 5],
     pub pillar_conf: [f32; 5],
-    pub _pad: [u8; 24],
+    /// Gateway send time (UNIX ns) of the newest record processed when this state was
+    /// written; 0 when unknown. `reader clock - ts_out` is the record path's end-to-end delay.
+    pub ts_out: u64,
+    pub _pad: [u8; 16],
     pub zones: [Zone; MAX_ZONES],
     pub _pad2: [u8; 124],
     pub crc32: u32,
@@ -222,6 +225,7 @@ const _: () = {
     assert!(offset_of!(StateBlock, zone_count) + 8 == 62);
     assert!(offset_of!(StateBlock, pillar_dir) + 8 == 64);
     assert!(offset_of!(StateBlock, pillar_conf) + 8 == 84);
+    assert!(offset_of!(StateBlock, ts_out) + 8 == 104);
     assert!(offset_of!(StateBlock, zones) + 8 == 128);
     assert!(offset_of!(StateBlock, crc32) + 8 == 1020);
     assert!(offset_of!(Zone, side) == 16);
@@ -484,7 +488,7 @@ impl ShmSignalWriter {
     pub fn update_state(&mut self, st: &StateBlock) {
         let mut s = *st;
         s.zone_count = s.zone_count.min(MAX_ZONES as u16);
-        s._pad = [0; 24];
+        s._pad = [0; 16];
         s._pad2 = [0; 124];
         s.crc32 = s.compute_crc();
         let v = self.state_version;

@@ -122,6 +122,10 @@ class Pipeline:
         (wall-clock ns of the socket read that delivered the chunk), when non-zero, times
         the chunk into the ``socket_to_processed`` latency histogram."""
 
+    @property
+    def last_ts_out(self) -> int:
+        """Gateway send time (``ts_out``, UNIX ns) of the newest record processed; 0 if unknown."""
+
     def take_close_ts_out(self) -> int:
         """Gateway send time (``ts_out``, UNIX ns) of the record that closed the bars drained
         since the last call (the first, if several closed); 0 if unknown: no ``ts_out`` on

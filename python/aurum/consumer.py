@@ -43,7 +43,7 @@ LAYOUT_DESC = (
     "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};"
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40,"
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62,"
-    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,zones:zone[32]@128,crc32:u32@1020};"
+    "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};"
     "zone=24{price:i64@0,volume:u32@8,strength:f32@12,side:u8@16,kind:u8@17,state:u8@18};"
     "signal=256@1280{lock:u64@0,seq:u64@8,ts:u64@16,instrument_id:u32@24,action:u8@28,flags:u8@29,"
     "veto:u16@30,entry:i64@32,stop:i64@40,targets:i64[3]@48,direction:f64@72,confidence:f64@80,"
@@ -81,7 +81,7 @@ _HEADER = struct.Struct("<8sIIQIIIIIIQQ")
 # The 248 bytes after a slot's lock word.
 _SIGNAL = struct.Struct("<QQIBBHqq3qdd5f5f112sQ4xI")
 # The first 120 bytes after the state lock word, then 32 zones from offset 128.
-_STATE = struct.Struct("<QqqqQQIBBH5f5f24x")
+_STATE = struct.Struct("<QqqqQQIBBH5f5fQ16x")
 _ZONE = struct.Struct("<qIfBBB5x")
 assert _SIGNAL.size == RECORD_SIZE - 8 and _STATE.size == 120 and _ZONE.size == 24
 
@@ -139,7 +139,7 @@ def decode_state(payload: bytes, update_seq: int) -> dict[str, Any]:
         "update_seq": update_seq, "ts_ns": f[0], "last": _px(f[1]), "bid": _px(f[2]), "ask": _px(f[3]),
         "volume": f[4], "market_ts": f[5], "instrument_id": f[6], "source": _name(SOURCES, f[7]),
         "feed_state": _name(FEED_STATES, f[8]), "pillar_dir": list(f[10:15]), "pillar_conf": list(f[15:20]),
-        "zones": zones, "crc32": struct.unpack_from("<I", payload, STATE_SIZE - 12)[0],
+        "ts_out": f[20], "zones": zones, "crc32": struct.unpack_from("<I", payload, STATE_SIZE - 12)[0],
     }
 
 
@@ -290,6 +290,11 @@ class ShmReader:
         self._next = nxt
         self.lost += lost
         return [decode_signal(p) for p in out], lost
+
+    def state_seq(self) -> int:
+        """How many times the state block has been written (0: never). One load: a cheap way
+        to spin for a change before paying for ``state()``."""
+        return _U64.unpack_from(self._mm, STATE_OFFSET)[0] // 2
 
     def state(self, tries: int = 100_000) -> dict[str, Any] | None:
         """A consistent snapshot of the latest-state block, or None if never written."""

@@ -181,7 +181,7 @@ class Daemon:
     def _publish_state(self, now_ns: int) -> None:
         self._last_state = time.monotonic()
         state = getattr(self.client, "state", self.feed_state)  # the client's own, never a second old
-        fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source,
+        fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source, "ts_out": self.pipeline.last_ts_out,
                                   "feed_state": {"streaming": "live", "backoff": "recovering"}.get(state, "down")}
         ids = self.pipeline.book_ids() or [i for i in self.decision.last_score]
         if ids:

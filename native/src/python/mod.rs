@@ -382,6 +382,12 @@ impl PyPipeline {
 
     /// Gateway send time (`ts_out`, UNIX ns) of the record that closed the bars drained
     /// since the last call; 0 if unknown. Resets it.
+    /// Gateway send time (`ts_out`, UNIX ns) of the newest record processed; 0 if unknown.
+    #[getter]
+    fn last_ts_out(&self) -> u64 {
+        self.inner.state.last_ts_out()
+    }
+
     fn take_close_ts_out(&mut self) -> u64 {
         self.inner.state.take_close_ts_out()
     }

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::shm::{self, ShmSignalWriter as CoreWriter, SignalRecord, StateBlock, Zone};
 
 const SIGNAL_KEYS: &str = "ts_ns, ts_out, instrument_id, action, flags, veto, entry, stop, targets, direction, confidence, pillar_dir, pillar_conf, reason";
-const STATE_KEYS: &str = "ts_ns, last, bid, ask, volume, market_ts, instrument_id, source, feed_state, pillar_dir, pillar_conf, zones";
+const STATE_KEYS: &str = "ts_ns, ts_out, last, bid, ask, volume, market_ts, instrument_id, source, feed_state, pillar_dir, pillar_conf, zones";
 const ZONE_KEYS: &str = "price, side, kind, state, strength, volume";
 
 fn bad(key: &str, e: impl std::fmt::Display) -> PyErr {
@@ -139,6 +139,7 @@ fn state_into(s: &mut StateBlock, d: &Bound<'_, PyDict>) -> PyResult<()> {
         let key: String = k.extract()?;
         match key.as_str() {
             "ts_ns" => s.update_ts = int(&key, &v)?,
+            "ts_out" => s.ts_out = int(&key, &v)?,
             "last" => s.last = price(&key, &v)?,
             "bid" => s.bid = price(&key, &v)?,
             "ask" => s.ask = price(&key, &v)?,
