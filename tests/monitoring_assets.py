@@ -218,17 +218,15 @@ class Exported:
 
 def exported_metrics(pipeline: Any) -> Exported:
     """Scrape the real collector twice on ``pipeline``: with every daemon-state key set (as the
-    DaemonState docstring describes them), and with a malformed value so that the error
-    counter has a series too."""
+    DaemonState docstring describes them; latency from the pipeline's own histograms), and with
+    a malformed value so that the error counter has a series too."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from aurum.metrics import make_registry, scrape
 
-    bounds = [0.0001, 0.001, 0.01, 0.1]
     full = {"feed_state": "live", "source": "databento", "reconnects": 1, "gaps": 1, "decode_errors": 0,
             "readers_lapped": 0, "signals": {"BUY": 1, "SELL": 1, "FLAT": 1}, "last_heartbeat_ns": 1,
-            "latency": {"gateway_to_signal": (bounds, [1, 2, 3, 4, 4], 0.01),
-                        "socket_to_processed": (bounds, [5, 6, 7, 8, 8], 0.001)},
+            "latency": pipeline.latency(),  # the native histograms, as the daemon passes them
             "rings": {"signals": (10, 1024)}}
     series: dict[str, dict[str, set[str]]] = {}
     families: dict[str, str] = {}
