@@ -227,7 +227,9 @@ def exported_metrics(pipeline: Any) -> Exported:
     full = {"feed_state": "live", "source": "databento", "reconnects": 1, "gaps": 1, "decode_errors": 0,
             "readers_lapped": 0, "signals": {"BUY": 1, "SELL": 1, "FLAT": 1}, "last_heartbeat_ns": 1,
             "latency": pipeline.latency(),  # the native histograms, as the daemon passes them
-            "rings": {"signals": (10, 1024)}}
+            "rings": {"shm_signals": (10, 1024)}, "gap_seconds": 0.5,
+            "last_signal": {"confidence": 0.6, "direction": 0.4},
+            "pillars": {p: (0.1, 0.5) for p in ("qmo", "imo", "gann", "astro", "cycle")}}
     series: dict[str, dict[str, set[str]]] = {}
     families: dict[str, str] = {}
     for state in (full, {**full, "reconnects": "many"}):

@@ -37,6 +37,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     cfg = load_config(p, environ={"AURUM_METRICS_PORT": "9300", "AURUM_FEED_SCHEMAS": "mbo,mbp-10",
                                   "AURUM_SHM_MODE": "0o640", "AURUM_SHARED_DATA": "/elsewhere"})
     assert cfg.metrics.port == 9300 and cfg.feed.schemas == ["mbo", "mbp-10"] and cfg.shm.mode == 0o640
+    for text in ("0640", "640", "0o640"):  # permission bits are octal however written
+        assert load_config(p, environ={"AURUM_SHM_MODE": text}).shm.mode == 0o640
+    with pytest.raises(ConfigError, match=r"AURUM_SHM_MODE.*shm\.mode: expected int"):
+        load_config(p, environ={"AURUM_SHM_MODE": "0689"})
 
 
 @pytest.mark.parametrize("text, env, pattern", [

@@ -112,7 +112,8 @@ def test_systemd_unit_has_the_required_settings() -> None:
     cp.read(unit)
     svc = cp["Service"]
     assert svc["Type"] == "notify" and svc["Restart"] == "on-failure" and int(svc["WatchdogSec"]) > 0
-    assert svc["DynamicUser"] == "yes" and svc["NoNewPrivileges"] == "yes"
+    # A fixed system user: DynamicUser= would imply RemoveIPC=yes and delete the segment.
+    assert svc["User"] == "aurum" and "DynamicUser" not in svc and svc["NoNewPrivileges"] == "yes"
     assert svc["ProtectSystem"] == "strict" and svc["PrivateTmp"] == "yes"
     assert "aurumd" in svc["ExecStart"] and "kill -HUP" in svc["ExecReload"]
     # The config keys the unit sets through the environment exist.
@@ -121,6 +122,9 @@ def test_systemd_unit_has_the_required_settings() -> None:
                if line.startswith("Environment="))
     cfg = load_config(None, environ={k: v for k, v in env.items() if k.startswith("AURUM_")})
     assert cfg.feed.key_file and cfg.persistence.checkpoint == "/var/lib/aurum/memory.json"
+    assert cfg.shm.mode == 0o640
+    sysusers = (unit.parent / "aurum.sysusers").read_text()
+    assert any(line.split()[:2] == ["u", "aurum"] for line in sysusers.splitlines() if line.strip())
 
 
 def test_fallback_switches_source_feeds_price_bars_and_comes_back(session: Path, cfg_file: Path) -> None:

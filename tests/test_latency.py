@@ -110,6 +110,11 @@ def test_daemon_stamps_signals_with_ts_out_and_fills_both_histograms(live_stream
         body = scrape(make_registry(d.pipeline, d.metrics_state)).decode()
         assert f"aurum_gateway_to_signal_seconds_count {float(len(stamped))}" in body
         assert f"aurum_socket_to_processed_seconds_count {float(len(chunks))}" in body
+        ms = d.metrics_state()
+        assert ms["rings"]["shm_signals"] == (published, 1024)
+        assert ms["last_signal"]["confidence"] == got[-1]["confidence"]
+        assert set(ms["pillars"]) >= {"qmo", "imo"} and ms["last_heartbeat_ns"] > 0
+        assert f"aurum_signal_confidence {got[-1]['confidence']}" in body
         d.shutdown()  # publishes the final state block
         st = reader.state()
         assert st is not None and st["last"] and st["volume"] > 0

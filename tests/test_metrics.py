@@ -282,3 +282,33 @@ def test_scrape_cost(fed: Any, serve: Serve) -> None:
     size = len(scrape(registry))
     print(f"\nscrape cost: generate_latest {render * 1e6:.0f} us, HTTP round trip {http * 1e6:.0f} us, "
           f"{size} bytes")
+
+
+def test_decision_and_zone_gauges(fed: Any, serve: Serve) -> None:
+    from aurum.engines import table_array
+
+    state = {"last_signal": {"confidence": 0.75, "direction": -0.5}, "gap_seconds": 2.5,
+             "pillars": {"qmo": (0.25, 0.5), "gann": (-1.0, 0.125)}}
+    _, url = serve(fed, lambda: state)
+    s = parse(get(url))
+    assert val(s, "aurum_signal_confidence") == 0.75 and val(s, "aurum_signal_direction") == -0.5
+    assert val(s, "aurum_pillar_score", pillar="qmo", part="direction") == 0.25
+    assert val(s, "aurum_pillar_score", pillar="gann", part="confidence") == 0.125
+    assert ("aurum_pillar_score", frozenset({("pillar", "imo"), ("part", "direction")})) not in s  # no data: absent
+    assert val(s, "aurum_feed_gap_seconds_total") == 2.5
+    z = table_array(fed, "zones")
+    for code, kind in ((1, "iceberg"), (2, "absorption")):
+        assert val(s, "aurum_zones_active", kind=kind) == int(((z["kind"] == code) & (z["state"] != 3)).sum())
+    assert sum(val(s, "aurum_zones_active", kind=k) for k in ("iceberg", "absorption")) > 0
+
+
+def test_bad_decision_values_are_counted_not_echoed(fed: Any, serve: Serve) -> None:
+    state = {"last_signal": {"confidence": 7.0, "direction": 0.0},
+             "pillars": {"db-secretpillarname": (0.1, 0.2), "qmo": ("x", 1)}}
+    _, url = serve(fed, lambda: state)
+    body = get(url)
+    s = parse(body)
+    assert "secretpillarname" not in body
+    assert not any(n == "aurum_signal_confidence" for n, _ in s)
+    assert val(s, "aurum_metrics_errors_total", part="last_signal") == 1
+    assert val(s, "aurum_metrics_errors_total", part="pillars") == 2

@@ -128,6 +128,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
                 if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
                     raise ValueError
                 return text.lower() in ("1", "true", "yes", "on")
+            if kind is int and where.endswith(".mode"):
+                # Permission bits are octal however they are written: 0640, 0o640, 640.
+                return int(text.lower().removeprefix("0o"), 8)
             if kind is int:
                 return int(text, 0)
             if kind is float:

@@ -69,6 +69,8 @@ class Daemon:
         self.bars = RingReader(self.pipeline, "bars", from_start=True)
         self._trades = ring_array(self.pipeline, "trades")
         self._session_volume: dict[int, int] = {}  # contracts traded in closed bars, per instrument
+        self._last_data_ns: int | None = None
+        self._last_signal: dict[str, float] | None = None
         self.notifier = notifier or Notifier()
         self.shm = shm_writer if shm_writer is not None else self._open_shm()
         self.stats = DaemonStats()
@@ -121,6 +123,7 @@ class Daemon:
         """After each chunk the client fed: run the decision layer on newly closed bars and
         publish. Returns signals published."""
         self.stats.chunks += 1
+        self._last_data_ns = time.time_ns()  # heartbeats arrive as records too: any chunk counts
         return self._drain_bars(time.time_ns() if now_ns is None else now_ns)
 
     def tick(self, now_ns: int | None = None) -> int:
@@ -172,6 +175,7 @@ class Daemon:
         if ts_out:
             rec["ts_out"] = ts_out
         self.shm.publish(rec)
+        self._last_signal = {"confidence": float(d["confidence"]), "direction": float(d["direction"])}
         if ts_out:
             self.pipeline.observe_signal_latency(ts_out)
         self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
@@ -325,16 +329,36 @@ class Daemon:
     def metrics_state(self) -> dict[str, Any]:
         """What the Prometheus collector reads at scrape time (see ``aurum.metrics.DaemonState``)."""
         st = getattr(self.client, "stats", None)
-        return {
-            "feed_state": {"streaming": "live", "backoff": "recovering", "connecting": "recovering"}.get(
-                self.feed_state, "down"),
+        feed_state = {"streaming": "live", "backoff": "recovering", "connecting": "recovering"}.get(
+            self.feed_state, "down")
+        last = self._last_data_ns
+        # Live but silent past a heartbeat interval: the gateway would have sent a heartbeat,
+        # so the feed is stale (the client's watchdog reconnects 10 s later).
+        if feed_state == "live" and last is not None and \
+                time.time_ns() - last > (self.cfg.feed.heartbeat_interval_s + 2) * 1_000_000_000:
+            feed_state = "stale"
+        readers = [self.bars, getattr(self.decision, "_flow", None), getattr(self.decision, "_sweeps", None)]
+        out: dict[str, Any] = {
+            "feed_state": feed_state,
             "source": self.source,
             "reconnects": getattr(st, "reconnects", 0),
-            "gaps": getattr(st, "reconnects", 0),
+            "gaps": getattr(st, "gaps", 0),
+            "gap_seconds": getattr(st, "total_gap_s", 0.0),
             "signals": dict(self.stats.signals),
             "decode_errors": getattr(st, "decode_errors", 0),
+            "readers_lapped": sum(getattr(r, "lost_total", 0) for r in readers if r is not None),
             "latency": self.pipeline.latency(),
+            "rings": {"shm_signals": (int(self.shm.written), int(self.shm.capacity))},
         }
+        if last is not None:
+            out["last_heartbeat_ns"] = last
+        if self._last_signal is not None:
+            out["last_signal"] = dict(self._last_signal)
+        ids = self.pipeline.book_ids() or list(self.decision.last_score)
+        score = self.decision.last_score.get(ids[0]) if ids else None
+        if score is not None:
+            out["pillars"] = {n: (p.direction, p.confidence) for n, p in score.pillars.items()}
+        return out
 
     def _journal(self) -> Any:
         p = self.cfg.persistence

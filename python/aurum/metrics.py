@@ -57,6 +57,9 @@ BASELINE_RTYPES = (0xA0, 0x0A, 0x00)
 FEED_STATES = ("down", "live", "stale", "recovering")
 SOURCES = ("databento", "yahoo", "replay")
 ACTIONS = ("flat", "buy", "sell")
+PILLARS = ("qmo", "imo", "gann", "astro", "cycle")
+ZONE_KINDS = {1: "iceberg", 2: "absorption"}
+ZONE_BROKEN = 3
 
 PIPELINE_RINGS = ("trades", "tops", "bars", "sweeps", "flow", "footprint")
 # engine label -> (kind, native name): tables are append-only until full, so rows in use = rows ever created.
@@ -90,6 +93,11 @@ class DaemonState(TypedDict, total=False):
       bounds ending in +inf and one count each); sum in seconds (default: no samples).
     - ``rings``: extra rings for ``ring_occupancy`` as ``{name: (written, capacity)}`` (the shm
       signal ring). Names must be identifiers the daemon chose, not data.
+    - ``gap_seconds``: total seconds the feed was disconnected before streaming again (0).
+    - ``last_signal``: ``{"confidence": c, "direction": d}`` of the last signal published
+      (default: no ``signal_confidence`` / ``signal_direction`` sample).
+    - ``pillars``: ``{pillar: (direction, confidence)}`` of the latest score, pillar one of
+      PILLARS (default: no samples).
     """
 
     feed_state: str
@@ -102,6 +110,9 @@ class DaemonState(TypedDict, total=False):
     last_heartbeat_ns: int
     latency: Mapping[str, HistogramData]
     rings: Mapping[str, tuple[int, int]]
+    gap_seconds: float
+    last_signal: Mapping[str, float]
+    pillars: Mapping[str, tuple[float, float]]
 
 
 def rtype_name(rtype: int) -> str:
@@ -230,6 +241,7 @@ class AurumCollector(Collector):
             ("gaps_total", "gaps", "Gaps detected in the feed."),
             ("reconnects_total", "reconnects", "Reconnects to the gateway."),
             ("readers_lapped_total", "readers_lapped", "Records lost by ring readers that were lapped."),
+            ("feed_gap_seconds_total", "gap_seconds", "Seconds the feed was disconnected before streaming again."),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=self._count(state, key))
         yield GaugeMetricFamily(PREFIX + "pipeline_failed", "1 while the pipeline refuses input after a "
@@ -237,6 +249,8 @@ class AurumCollector(Collector):
 
         yield self._engine_events(p)
         yield self._signals(state)
+        yield from self._decision(state)
+        yield self._zones_active(p)
         yield from self._feed(state)
         yield self._rings(p, state)
         yield self._engine_active(p)
@@ -274,6 +288,52 @@ class AurumCollector(Collector):
         m = CounterMetricFamily(PREFIX + "signals_total", "Signals published, by action.", labels=["action"])
         for a, n in counts.items():
             m.add_metric([a], n)
+        return m
+
+    def _decision(self, state: Mapping[str, Any]) -> Iterator[Metric]:
+        conf = GaugeMetricFamily(PREFIX + "signal_confidence", "Confidence [0, 1] of the last signal published.")
+        direc = GaugeMetricFamily(PREFIX + "signal_direction", "Direction [-1, 1] of the last signal published.")
+        last = state.get("last_signal")
+        if last is not None:
+            try:
+                c, d = float(last["confidence"]), float(last["direction"])
+                if not (0 <= c <= 1 and -1 <= d <= 1):
+                    raise ValueError
+                conf.add_metric([], c)
+                direc.add_metric([], d)
+            except (TypeError, ValueError, KeyError):
+                self._error("last_signal", "expected {confidence: [0, 1], direction: [-1, 1]}")
+        yield conf
+        yield direc
+        m = GaugeMetricFamily(PREFIX + "pillar_score", "Latest pillar score: direction [-1, 1] and confidence "
+                              "[0, 1], by pillar.", labels=["pillar", "part"])
+        pillars = state.get("pillars", {})
+        if not isinstance(pillars, Mapping):
+            self._error("pillars", f"expected a mapping, got {type(pillars).__name__}")
+            pillars = {}
+        for name, v in pillars.items():
+            try:
+                if name not in PILLARS:
+                    raise ValueError
+                d, c = (float(x) for x in v)
+                if not (math.isfinite(d) and math.isfinite(c)):
+                    raise ValueError
+            except (TypeError, ValueError):
+                self._error("pillars", "expected {pillar: (direction, confidence)}")  # name not echoed
+                continue
+            m.add_metric([name, "direction"], d)
+            m.add_metric([name, "confidence"], c)
+        yield m
+
+    def _zones_active(self, p: _native.Pipeline) -> Metric:
+        from aurum.engines import table_array
+
+        m = GaugeMetricFamily(PREFIX + "zones_active", "Iceberg Memory and absorption zones not broken, by kind.",
+                              labels=["kind"])
+        z = table_array(p, "zones")
+        live = z["kind"][z["state"] != ZONE_BROKEN]
+        for code, kind in ZONE_KINDS.items():
+            m.add_metric([kind], int((live == code).sum()))
         return m
 
     def _feed(self, state: Mapping[str, Any]) -> Iterator[Metric]:
