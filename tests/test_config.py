@@ -48,12 +48,15 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("[metrics]\nprot = 1\n", {}, r"a\.toml: unknown key metrics\.prot"),
     ("[metric]\nport = 1\n", {}, r"a\.toml: unknown section \[metric\]"),
     ("[metrics]\nport = 70000\n", {}, r"a\.toml: metrics\.port was 70000"),
+    # Past what the gateway (and LsgClient) accept: refused here, not as a traceback at connect.
+    ("[feed]\nheartbeat_interval_s = 2000\n", {}, r"a\.toml: feed\.heartbeat_interval_s was 2000, expected 5\.\.1800"),
     ("[feed]\nschemas = ['mbo', 'ohlcv']\n", {}, r"feed\.schemas"),
     ("[shm]\ncapacity = 1000\n", {}, r"power of two"),
     ("[signals]\nenter = 0.1\nexit = 0.2\n", {}, r"signals\.exit"),
     ("not toml [", {}, r"a\.toml: not valid TOML"),
     ("", {"AURUM_METRICS_PORT": "abc"}, r"\$AURUM_METRICS_PORT: metrics\.port: expected int"),
     ("", {"AURUM_FEED_SNAPSHOT": "maybe"}, r"\$AURUM_FEED_SNAPSHOT"),
+    ("", {"AURUM_FEED_SYMBOLS": ","}, r"feed\.symbols is empty"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
     p = tmp_path / "a.toml"

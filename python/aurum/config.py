@@ -104,7 +104,7 @@ class Config:
 
 RANGES: dict[str, tuple[float, float]] = {
     "feed.port": (1, 65535), "metrics.port": (0, 65535),  # 0: any free port (tests, demo)
-    "feed.heartbeat_interval_s": (5, 3600),
+    "feed.heartbeat_interval_s": (5, 1800),  # what the gateway accepts (databento.md §1.5)
     "feed.connect_attempts": (1, 100), "feed.retry_interval_s": (0.1, 3600), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
     "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
     "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
@@ -180,6 +180,8 @@ def _validate(cfg: Config) -> None:
         v = getattr(getattr(cfg, sec), key)
         if v not in opts:
             raise ConfigError(f"{cfg.source}: {dotted} was {v!r}, expected one of {', '.join(opts)}")
+    if not cfg.feed.symbols:
+        raise ConfigError(f"{cfg.source}: feed.symbols is empty; expected at least one symbol")
     bad = [s for s in cfg.feed.schemas if s not in SCHEMAS]
     if bad or not cfg.feed.schemas:
         raise ConfigError(f"{cfg.source}: feed.schemas has {bad or 'nothing'}; expected some of {', '.join(SCHEMAS)}")
