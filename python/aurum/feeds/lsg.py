@@ -138,6 +138,7 @@ class _Session(asyncio.BufferedProtocol):
         self.close_reason: str | None = None
         self.fatal: LsgFatalError | None = None
         self.errors_seen = 0
+        self.session_id: str | None = None  # the gateway's, once authenticated: names it in logs
 
     # - asyncio callbacks -
 
@@ -232,7 +233,8 @@ class _Session(asyncio.BufferedProtocol):
             c._begin_stream()  # reset_stream before any byte of the new stream
             self._write(b"".join(bytes(r) for r in c._subscription_lines()) + bytes(SessionStart()))
             self.phase = "stream"
-            self.ready.set_result(msg.session_id or "")
+            self.session_id = msg.session_id or ""
+            self.ready.set_result(self.session_id)
 
     def _write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -538,7 +540,8 @@ class LsgClient:
         except self._decode_error as e:
             offset = getattr(e, "offset", None)
             self.stats.decode_errors += 1
-            self._log(logging.ERROR, "decode error at stream offset %s: %s; resetting and reconnecting", offset, e)
+            self._log(logging.ERROR, "decode error in session %s at stream offset %s: %s; resetting and reconnecting",
+                      session.session_id, offset, e)
             self.pipeline.reset_stream()
             session.abort("decode_error", f"decode error at offset {offset}: {e}")
             return
