@@ -184,9 +184,8 @@ class Daemon:
 
     def _publish_state(self, now_ns: int) -> None:
         self._last_state = time.monotonic()
-        state = getattr(self.client, "state", self.feed_state)  # the client's own, never a second old
         fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source, "ts_out": self.pipeline.last_ts_out,
-                                  "feed_state": {"streaming": "live", "backoff": "recovering"}.get(state, "down")}
+                                  "feed_state": self.feed_state_now()}
         ids = self.pipeline.book_ids() or [i for i in self.decision.last_score]
         if ids:
             iid = ids[0]
@@ -329,14 +328,8 @@ class Daemon:
     def metrics_state(self) -> dict[str, Any]:
         """What the Prometheus collector reads at scrape time (see ``aurum.metrics.DaemonState``)."""
         st = getattr(self.client, "stats", None)
-        feed_state = {"streaming": "live", "backoff": "recovering", "connecting": "recovering"}.get(
-            self.feed_state, "down")
+        feed_state = self.feed_state_now()
         last = self._last_data_ns
-        # Live but silent past a heartbeat interval: the gateway would have sent a heartbeat,
-        # so the feed is stale (the client's watchdog reconnects 10 s later).
-        if feed_state == "live" and last is not None and \
-                time.time_ns() - last > (self.cfg.feed.heartbeat_interval_s + 2) * 1_000_000_000:
-            feed_state = "stale"
         readers = [self.bars, getattr(self.decision, "_flow", None), getattr(self.decision, "_sweeps", None)]
         out: dict[str, Any] = {
             "feed_state": feed_state,
@@ -359,6 +352,19 @@ class Daemon:
         if score is not None:
             out["pillars"] = {n: (p.direction, p.confidence) for n, p in score.pillars.items()}
         return out
+
+    def feed_state_now(self) -> str:
+        """The feed in the consumers' vocabulary: one answer for the shared-memory state block
+        and the metrics, from the client's own state (never a second old)."""
+        state = getattr(self.client, "state", self.feed_state)
+        feed_state = {"streaming": "live", "backoff": "recovering", "connecting": "recovering"}.get(state, "down")
+        last = self._last_data_ns
+        # Live but silent past a heartbeat interval: the gateway would have sent a heartbeat,
+        # so the feed is stale (the client's watchdog reconnects 10 s later).
+        if feed_state == "live" and last is not None and \
+                time.time_ns() - last > (self.cfg.feed.heartbeat_interval_s + 2) * 1_000_000_000:
+            feed_state = "stale"
+        return feed_state
 
     def _journal(self) -> Any:
         p = self.cfg.persistence
