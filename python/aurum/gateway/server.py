@@ -245,6 +245,7 @@ class Session:
             await self._start(pending)
             await self._stream()
             if self.gw.config.at_end == "idle" and not self._closed:
+                log.info("session %d: end of data after %d records; idle until the client leaves", self.id, self.records_out)
                 await self._wait_for_client()
             await self._finish()
         except _Close as e:
