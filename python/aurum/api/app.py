@@ -22,8 +22,6 @@ from aurum.api import auth, models, stream
 from aurum.api.hub import ShmHub, Unavailable
 
 STATIC = Path(__file__).with_name("static")
-MAX_LIMIT = 1000
-SEQ_MAX = (1 << 63) - 1
 
 
 class OrjsonResponse(JSONResponse):
@@ -97,12 +95,9 @@ def create_app(shm_name: str, *, token: str | None = None, stale_after_s: float 
         return hub.latest_signal()
 
     @get("/api/v1/signals", models.SignalPage, "Recent signals from the ring, oldest first")
-    async def signals(
-        since: Annotated[int | None, Query(ge=0, le=SEQ_MAX, description="only signals with seq >= since")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="at most this many")] = 100,
-    ) -> dict[str, Any]:
+    async def signals(q: Annotated[models.SignalsQuery, Query()]) -> dict[str, Any]:
         hub.refresh()
-        return hub.signal_page(since, limit)
+        return hub.signal_page(q.since, q.limit)
 
     @get("/api/v1/health", models.Health, "Daemon liveness (writer heartbeat), feed state, reader losses")
     async def health() -> dict[str, Any]:

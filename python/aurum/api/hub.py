@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aurum.api import views
-from aurum.consumer import SegmentMissing, ShmError, ShmReader, segment_path
+from aurum.consumer import MAGIC, LayoutMismatch, ShmError, ShmReader, segment_path
 
 # The buffer mirrors the ring, up to this many signals (a ring may hold 2**20).
 MAX_BUFFER = 8192
@@ -83,16 +83,24 @@ class ShmHub:
             # hold would show the dead writer's last data forever.
             self._drop_reader()
             self._down = Unavailable("segment_missing", self._missing_text(), self.name)
+        # A missing file is retried on every refresh (one failed open()); anything else at
+        # most every reopen_every_s.
         now = time.monotonic()
         if now < self._next_open:
             return
-        self._next_open = now + self.reopen_every_s
         try:
+            with open(self.path, "rb") as f:
+                magic = f.read(8)
+            if magic != MAGIC:
+                # ShmReader would sleep up to 0.5 s for a writer mid-initialisation: not on
+                # the event loop. Try again on a later refresh instead.
+                raise LayoutMismatch(f"shared-memory segment {self.name!r} is not initialised (yet)")
             r = ShmReader(self.name, from_start=True)
-        except SegmentMissing:
+        except FileNotFoundError:
             self._down = Unavailable("segment_missing", self._missing_text(), self.name)
             return
         except (ShmError, OSError, ValueError) as e:
+            self._next_open = now + self.reopen_every_s
             self._down = Unavailable("segment_unusable", str(e), self.name)
             return
         self.reader = r
@@ -251,3 +259,4 @@ class ShmHub:
 
     def close(self) -> None:
         self._drop_reader()
+        self._down = Unavailable("segment_missing", self._missing_text(), self.name)

@@ -9,6 +9,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 PILLARS = ("qmo", "imo", "gann", "astro", "cycle")
+MAX_LIMIT = 1000
+SEQ_MAX = (1 << 63) - 1
+
+
+class SignalsQuery(BaseModel):
+    # An unknown parameter is refused (422), so a typo such as ?sinse= cannot silently
+    # return the wrong page.
+    model_config = ConfigDict(extra="forbid")
+
+    since: int | None = Field(None, ge=0, le=SEQ_MAX, description="only signals with seq >= since")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="at most this many")
 
 
 class Pillar(BaseModel):

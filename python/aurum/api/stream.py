@@ -44,9 +44,12 @@ class Subscriber:
         self.queue.put_nowait(msg)
 
     def close(self) -> None:
-        if not self.closed:
-            self.offer(_CLOSE)
-            self.closed = True
+        if self.closed:
+            return
+        self.closed = True
+        if self.queue.full():
+            self.queue.get_nowait()  # the client is leaving or the server stopping: not a drop
+        self.queue.put_nowait(_CLOSE)
 
 
 class Fanout:
@@ -72,6 +75,7 @@ class Fanout:
             s.offer(text)
 
     def subscribe(self) -> Subscriber:
+        self.hub.refresh()  # the snapshot is as of now, and nothing lands between it and the stream
         sub = Subscriber(self.queue_size)
         for event in self.hub.snapshot():
             sub.offer(orjson.dumps(event).decode())
