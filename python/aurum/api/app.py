@@ -9,7 +9,9 @@ daemon's heartbeat is older than ``stale_after_s``, endpoints answer 503 with a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +24,7 @@ from aurum.api import auth, models, stream
 from aurum.api.hub import ShmHub, Unavailable
 
 STATIC = Path(__file__).with_name("static")
+log = logging.getLogger("aurum.api")
 
 
 class OrjsonResponse(JSONResponse):
@@ -48,6 +51,10 @@ def create_app(shm_name: str, *, token: str | None = None, stale_after_s: float 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub.refresh()
         fanout.start()
+        loop = type(asyncio.get_running_loop())
+        log.info("reading /dev/shm/%s (%s); event loop %s.%s; token %s", shm_name,
+                 "available" if hub.status()["available"] else hub.status()["error"], loop.__module__,
+                 loop.__qualname__, "required" if token else "off")
         try:
             yield
         finally:

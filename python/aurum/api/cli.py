@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"aurum api: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(app, loop="uvloop", log_level=level, timeout_graceful_shutdown=2,
                             server_header=False, proxy_headers=False)
     auth.install_log_filter(a.token)  # after uvicorn configured its loggers
