@@ -292,7 +292,8 @@ def test_views_pass_new_signal_fields_through_and_never_emit_nan():
     v = views.signal(s, 10**18 + 5 * 10**9)
     assert v["ts_out"] == 12345 and "crc32" not in v and v["age_s"] == 5.0
     assert v["direction"] is None and v["pillars"]["qmo"]["direction"] is None and v["targets"] == [4100.0]
-    assert v["action"] == "unknown:2" and v["vetoed"] is True and v["reasons"] == []
+    assert v["action"] == "unknown:2" and v["vetoed"] is True and v["reasons"] == [] and not v["reason_truncated"]
+    assert views.signal({**s, "reason": "a; " + "b" * 116}, 0)["reason_truncated"]
     assert models.Signal.model_validate(v).model_dump()["ts_out"] == 12345
 
 
@@ -319,7 +320,9 @@ def test_the_status_page_is_self_contained(name):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "connect-src 'self'" in r.headers["content-security-policy"]
     html = r.text
-    assert "<script src" not in html and "<link" not in html and "https://" not in html  # no CDN, no build
+    # No CDN, no build: nothing is loaded from anywhere (the favicon is an empty data: URL).
+    assert "<script src" not in html and "http://" not in html and "https://" not in html
+    assert [line.strip() for line in html.splitlines() if "<link" in line] == ['<link rel="icon" href="data:,">']
     for element in ("price", "bid", "ask", "source", "signal-action", "signal-confidence", "zones", "pillar-rows"):
         assert f'id="{element}"' in html
     assert "innerHTML" not in html  # data only ever goes in through textContent

@@ -91,6 +91,7 @@ class Signal(BaseModel):
     pillars: Pillars
     reason: str = Field(description="the reasons as stored (at most 119 bytes)")
     reasons: list[str]
+    reason_truncated: bool = Field(description="the reasons filled the slot, so the last one is probably cut")
 
 
 class LatestSignal(BaseModel):

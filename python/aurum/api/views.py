@@ -15,6 +15,7 @@ from aurum.api.models import PILLARS
 ZONE_KINDS = {1: "iceberg", 2: "absorption"}
 ZONE_STATES = {1: "active", 2: "held", 3: "broken"}
 ZONE_SIDES = {"B": "bid", "A": "ask"}
+REASON_MAX = 119  # bytes of reason a signal slot holds; a full one was most likely cut
 
 # Keys of a decoded signal that are shown differently (or are transport detail).
 _SIGNAL_CONSUMED = {"seq", "ts_ns", "instrument_id", "action", "flags", "veto", "entry", "stop", "targets",
@@ -92,7 +93,8 @@ def signal(s: dict[str, Any], now_ns: int) -> dict[str, Any]:
            "veto": s.get("veto", 0), "vetoed": bool(s.get("veto", 0)), "flags": s.get("flags", 0),
            "pillars": pillars(s.get("pillar_dir", []), s.get("pillar_conf", [])),
            # The daemon joins its reasons with "; " (veto first).
-           "reason": reason, "reasons": [r for r in reason.split("; ") if r]}
+           "reason": reason, "reasons": [r for r in reason.split("; ") if r],
+           "reason_truncated": len(reason.encode()) >= REASON_MAX}
     for k, v in s.items():
         if k not in _SIGNAL_CONSUMED and k not in out:
             out[k] = v
