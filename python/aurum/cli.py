@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     from aurum import demo as demo_cli
     from aurum import doctor as doctor_cli
     from aurum import tail as tail_cli
+    from aurum.api import cli as api_cli
     from aurum.astro import cli as astro_cli
     from aurum.evaluation import cli as eval_cli
     from aurum.gateway import cli as gateway_cli
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail_cli.add_parser(sub)
     demo_cli.add_parser(sub)
     doctor_cli.add_parser(sub)
+    api_cli.add_parser(sub)
     run = sub.add_parser("run", help="run the daemon (aurumd): live feed, engines, signals to shared memory")
     run.add_argument("--config", default=None, help="TOML config (daemon/aurum.toml shows every key)")
     return p
@@ -154,6 +156,7 @@ def _run_with_progress(replayer, paths):  # type: ignore[no-untyped-def]
 SUBCOMMAND_MODULES = {
     "gateway": "aurum.gateway.cli", "sim": "aurum.sim.cli", "eval": "aurum.evaluation.cli",
     "astro": "aurum.astro.cli", "tail": "aurum.tail", "demo": "aurum.demo", "doctor": "aurum.doctor",
+    "api": "aurum.api.cli",
 }
 
 

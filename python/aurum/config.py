@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,21 @@ class SignalsConfig:
 
 
 @dataclass
+class ApiConfig:
+    """``aurum api``: the HTTP/WebSocket service, a separate process that only reads the
+    shared-memory segment ``shm.name``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer token required on every data endpoint and the WebSocket when set; normally from
+    # $AURUM_API_TOKEN rather than the file. Never logged.
+    token: str | None = None
+    stale_after_s: float = 5.0  # heartbeat or state older than this: daemon down / data stale
+    poll_interval_s: float = 0.05  # the one poller feeding every WebSocket client
+    ws_queue: int = 256  # messages buffered per WebSocket client before the oldest are dropped
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
 
@@ -98,6 +114,7 @@ class Config:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     engines: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -109,6 +126,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
     "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
     "fallback.cache_s": (0, 3600), "persistence.checkpoint_every_s": (1, 86_400),
+    "api.port": (0, 65535), "api.stale_after_s": (0.5, 3600), "api.poll_interval_s": (0.005, 5),
+    "api.ws_queue": (1, 100_000),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "feed.stype_in": ("raw_symbol", "parent", "continuous"),
@@ -116,6 +135,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
 }
 SCHEMAS = ("mbo", "mbp-10", "trades")
+# URL-safe, so the token also fits a WebSocket subprotocol and a query string unescaped.
+API_TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -187,6 +208,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: feed.schemas has {bad or 'nothing'}; expected some of {', '.join(SCHEMAS)}")
     if cfg.shm.capacity & (cfg.shm.capacity - 1):
         raise ConfigError(f"{cfg.source}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
+    tok = cfg.api.token
+    if tok is not None and not (isinstance(tok, str) and API_TOKEN_RE.fullmatch(tok)):
+        # The token itself is never echoed, not even a wrong one.
+        raise ConfigError(f"{cfg.source}: api.token must be 16-256 characters of A-Z a-z 0-9 . _ ~ - "
+                          "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     if not cfg.signals.exit < cfg.signals.enter:
         raise ConfigError(f"{cfg.source}: signals.exit ({cfg.signals.exit}) must be below signals.enter ({cfg.signals.enter})")
 
