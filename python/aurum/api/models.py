@@ -89,7 +89,7 @@ class Signal(BaseModel):
     vetoed: bool
     flags: int
     pillars: Pillars
-    reason: str = Field(description="the reasons as stored (at most 119 bytes)")
+    reason: str = Field(description="the reasons as stored (at most 111 bytes)")
     reasons: list[str]
     reason_truncated: bool = Field(description="the reasons filled the slot, so the last one is probably cut")
 
