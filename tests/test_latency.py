@@ -97,6 +97,7 @@ def test_daemon_stamps_signals_with_ts_out_and_fills_both_histograms(live_stream
         got, lost = reader.poll()
         published = sum(d.stats.signals.values())
         assert lost == 0 and len(got) == published >= 3
+        assert d.decision.signals == [], "the daemon keeps no signal history in memory (shm has it)"
         sent = set(sends[1:])
         stamped = [s for s in got if s["ts_out"]]
         # Every signal decided on a record-closed bar carries that record's send time.

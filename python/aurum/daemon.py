@@ -153,6 +153,9 @@ class Daemon:
             for sig in self.decision.on_bars(batch.records.copy(), now_ns=judge, feed_degraded=degraded):
                 self._publish(sig, ts_out)
                 published += 1
+            # The engine keeps every signal for replay reports; a daemon running for weeks
+            # must not (shared memory and the log have them).
+            self.decision.signals.clear()
         if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
             self._publish_state(now_ns)
         return published
@@ -380,6 +383,7 @@ class Daemon:
         # Whatever was open on the live feed is closed now: its data has stopped.
         for sig in self.decision.force_flat("Databento feed lost", time.time_ns()):
             self._publish(sig)
+        self.decision.signals.clear()
         if self.cfg.fallback.enabled:
             self.source = "yahoo"
             self.fallback.start()
