@@ -36,7 +36,7 @@ STARTUP_S = 180  # gateway simulation + daemon + Prometheus on a loaded 2-core m
 # Series the daemon does not fill yet (aurum.daemon.Daemon.metrics_state has no
 # last_heartbeat_ns): the collector exports the family with no sample, so queries on it are
 # empty, not wrong.
-NOT_FED_YET = {"aurum_heartbeat_age_seconds"}
+NOT_FED_YET: set[str] = set()
 # Series only after a malformed daemon-state value, or an alert firing: empty is healthy.
 EMPTY_WHEN_HEALTHY = {"aurum_metrics_errors_total", "ALERTS"}
 
@@ -149,7 +149,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6",
                "AURUM_FEED_STYPE_IN": "raw_symbol",
                "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm,
-               "AURUM_PERSISTENCE_CHECKPOINT": str(tmp / "memory.json"), "AURUM_METRICS_PORT": "0"}
+               "AURUM_PERSISTENCE_CHECKPOINT": str(tmp / "memory.json"), "AURUM_METRICS_PORT": "0",
+               # 5 s bars and loose thresholds: signals (and their gauges) within seconds.
+               "AURUM_SIGNALS_BAR_INTERVAL_S": "5", "AURUM_SIGNALS_ENTER": "0.2", "AURUM_SIGNALS_EXIT": "0.1",
+               "AURUM_SIGNALS_MIN_CONFIDENCE": "0.1", "AURUM_SIGNALS_COOLDOWN_BARS": "1"}
         daemon_log = tmp / "daemon.log"
         d = subprocess.Popen([*AURUM, "run"], stderr=daemon_log.open("w"), stdout=subprocess.DEVNULL, env=env)
         procs.append(d)
@@ -165,6 +168,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s = Stack(url, target, daemon_log, prom_log)
         s.wait_for('aurum_records_total{rtype="mbo"} > 0', timeout=STARTUP_S)
         s.wait_for('aurum_feed_state{state="live"} == 1')
+        s.wait_for("aurum_signal_confidence >= 0")  # a signal has been published
         yield s
         assert key not in daemon_log.read_text() and key not in prom_log.read_text()
     finally:
