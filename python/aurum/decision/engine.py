@@ -185,7 +185,9 @@ class DecisionEngine:
         market = Market(ts=ts, price=price, bid=bid, ask=ask, tick=cfg.tick * SCALE, atr=self._atr(win))
         self._last_market[iid] = market
         risk = self.pipeline.risk(iid, now_ns)
-        builder = self._builders.setdefault(iid, SignalBuilder(cfg.signal))
+        builder = self._builders.get(iid)
+        if builder is None:
+            builder = self._builders[iid] = SignalBuilder(cfg.signal)
         levels = self._levels(zones, price_fx, cfg.tick)
         for prov in self.providers.values():
             extra = getattr(prov, "levels_for", None)

@@ -136,7 +136,9 @@ class CycleProvider:
 
         if len(win.close) < 40:
             return None  # the estimators need about 32 bars to settle
-        eng = self._engines.setdefault(id(win), CycleEngine())
+        eng = self._engines.get(id(win))
+        if eng is None:  # not setdefault: building an engine (its DFT tables) costs ~100 us
+            eng = self._engines[id(win)] = CycleEngine()
         piv = self.feed.pivots(win)
         pivots = (piv["index"], piv["kind"]) if len(piv) else None
         st = eng.update(win.close, pivots, win.count - 1)  # type: ignore[attr-defined]
