@@ -109,12 +109,23 @@ class SignalBuilder:
     def on_bar(self, score: Score, market: Market, levels: list[Level], risk: dict[str, Any] | None = None,
                feed_degraded: str | None = None) -> Signal | None:
         """One bar close. Returns a signal when the decision changes, else None."""
+        change = self.step(score.direction, score.confidence, risk, feed_degraded)
+        if change is None:
+            return None
+        action, why, veto = change
+        return self._emit(action, score, market, levels, why, veto)
+
+    def step(self, direction: float, confidence: float, risk: dict[str, Any] | None = None,
+             feed_degraded: str | None = None) -> tuple[str, tuple[str, ...], str | None] | None:
+        """The state machine of ``on_bar`` on the score's numbers alone: ``(action, why, veto)``
+        when the decision changes (then ``_emit`` builds the signal), else None. The decision
+        engine calls this every bar and builds the score, market and levels only on a change."""
         cfg = self.config
         self._bars_since_change += 1
         veto = self._veto(risk, feed_degraded)
         if veto is not None:
-            return self._emit(FLAT, score, market, levels, (f"veto: {veto}",), veto) if self.position != FLAT else None
-        d, c = score.direction, score.confidence
+            return (FLAT, (f"veto: {veto}",), veto) if self.position != FLAT else None
+        d, c = direction, confidence
         want = self.position
         why: list[str] = []
         if self.position == FLAT:
@@ -131,7 +142,7 @@ class SignalBuilder:
             return None
         if self._bars_since_change <= cfg.cooldown_bars:
             return None  # hold: a change this soon after the last is more likely noise
-        return self._emit(want, score, market, levels, tuple(why), None)
+        return want, tuple(why), None
 
     def _veto(self, risk: dict[str, Any] | None, feed_degraded: str | None) -> str | None:
         if feed_degraded:
