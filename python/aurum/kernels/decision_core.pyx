@@ -173,6 +173,65 @@ cdef class InstrState:
         self.mbo = self.scored = False
         self.score = None
 
+    cdef object to_score(self):
+        """The Score of the last bar close (built once per bar)."""
+        cdef Py_ssize_t k
+        if self.score is None:
+            missing = tuple([PILLARS[k] for k in range(NP) if self.miss[k]])
+            if self.empty:
+                self.score = Score(0.0, 0.0, {}, {}, missing)
+            else:
+                have = {PILLARS[k]: (<PillarOut>self.outs[k]).materialise() for k in range(NP) if self.have[k]}
+                w = {PILLARS[k]: self.w[k] for k in range(NP) if self.have[k]}
+                self.score = Score(self.direction, self.confidence, have, w, missing)
+        return self.score
+
+
+cdef int score_bar(InstrState st, const double* weights) except -1:
+    """``ConfidenceScorer.score`` on the pillars' numbers (same operations, same order)."""
+    cdef Py_ssize_t k
+    cdef PillarOut p
+    cdef double total = 0.0, num = 0.0, den = 0.0, sure = 0.0, direction, agree
+    cdef bint any_ = False
+    for k in range(NP):
+        p = <PillarOut>st.outs[k]
+        st.have[k] = p.present and weights[k] > 0
+        st.miss[k] = weights[k] > 0 and not st.have[k]
+        if st.have[k]:
+            any_ = True
+            total += weights[k]
+    st.score = None
+    st.empty = not any_ or total <= 0
+    if st.empty:
+        st.direction = st.confidence = 0.0
+        return 0
+    for k in range(NP):
+        if st.have[k]:
+            p = <PillarOut>st.outs[k]
+            st.w[k] = weights[k] / total
+            # Direction: confidence-weighted mean, so an unsure pillar pulls less.
+            num += st.w[k] * p.confidence * p.direction
+            den += st.w[k] * p.confidence
+            sure += st.w[k] * p.confidence
+    direction = num / den if den > 0 else 0.0
+    agree = abs(num) / den if den > 0 else 0.0
+    st.direction = py_max(-1.0, py_min(1.0, direction))
+    st.confidence = py_max(0.0, py_min(1.0, sure * agree))
+    return 0
+
+
+def score_pillars(weights, pillars):
+    """The core's scorer on Pillars (or None) by name, with ``weights`` as
+    ``ConfidenceScorer.weights``: the entry point the tests compare against the scorer."""
+    cdef InstrState st = InstrState()
+    cdef double w[NP]
+    cdef Py_ssize_t k
+    for k in range(NP):
+        w[k] = weights.get(PILLARS[k], 0)
+        (<PillarOut>st.outs[k]).set_pillar(pillars.get(PILLARS[k]))
+    score_bar(st, w)
+    return st.to_score()
+
 
 cdef class DecisionCore:
     """The per-bar path of one ``DecisionEngine`` (its config, scorer weights, providers and
@@ -263,7 +322,7 @@ cdef class DecisionCore:
                  True, iid, price_fx, tick, st.mbo)
         for k in range(P_GANN, NP):
             self.provide(k, <PillarOut>outs[k], st.window, ts, price)
-        self.score_bar(st)
+        score_bar(st, self.weights)
         if not st.scored:
             st.scored = True
             self.scored[iid] = st
@@ -294,51 +353,9 @@ cdef class DecisionCore:
             self.engine.provider_errors[PILLARS[k]] = f"{type(e).__name__}: {e}"
         return 0
 
-    cdef int score_bar(self, InstrState st) except -1:
-        """``ConfidenceScorer.score`` on the pillars' numbers (same operations, same order)."""
-        cdef Py_ssize_t k
-        cdef PillarOut p
-        cdef double total = 0.0, num = 0.0, den = 0.0, sure = 0.0, direction, agree
-        cdef bint any_ = False
-        for k in range(NP):
-            p = <PillarOut>st.outs[k]
-            st.have[k] = p.present and self.weights[k] > 0
-            st.miss[k] = self.weights[k] > 0 and not st.have[k]
-            if st.have[k]:
-                any_ = True
-                total += self.weights[k]
-        st.score = None
-        st.empty = not any_ or total <= 0
-        if st.empty:
-            st.direction = st.confidence = 0.0
-            return 0
-        for k in range(NP):
-            if st.have[k]:
-                p = <PillarOut>st.outs[k]
-                st.w[k] = self.weights[k] / total
-                # Direction: confidence-weighted mean, so an unsure pillar pulls less.
-                num += st.w[k] * p.confidence * p.direction
-                den += st.w[k] * p.confidence
-                sure += st.w[k] * p.confidence
-        direction = num / den if den > 0 else 0.0
-        agree = abs(num) / den if den > 0 else 0.0
-        st.direction = py_max(-1.0, py_min(1.0, direction))
-        st.confidence = py_max(0.0, py_min(1.0, sure * agree))
-        return 0
-
     cpdef object score(self, iid):
         """The Score of the instrument's last bar close, built on the first read (KeyError if none)."""
-        cdef InstrState st = self.scored[iid]
-        cdef Py_ssize_t k
-        if st.score is None:
-            missing = tuple([PILLARS[k] for k in range(NP) if st.miss[k]])
-            if st.empty:
-                st.score = Score(0.0, 0.0, {}, {}, missing)
-            else:
-                have = {PILLARS[k]: (<PillarOut>st.outs[k]).materialise() for k in range(NP) if st.have[k]}
-                w = {PILLARS[k]: st.w[k] for k in range(NP) if st.have[k]}
-                st.score = Score(st.direction, st.confidence, have, w, missing)
-        return st.score
+        return (<InstrState>self.scored[iid]).to_score()
 
     def window(self, iid):
         """The instrument's BarWindow, or None before its first bar."""

@@ -284,6 +284,12 @@ def imo(icebergs, zones, long long price, long long tick, bint mbo, int near_tic
     return out.materialise()
 
 
+def np_sum(values):
+    """``float(np.asarray(values, float).sum())`` as the absorption component computes it."""
+    cdef const double[::1] v = np.ascontiguousarray(values, dtype=np.float64)
+    return 0.0 + pairwise(&v[0], v.shape[0]) if v.shape[0] else 0.0
+
+
 def combine(str name, comps):
     """``pillars.combine(name, comps)`` on this path (components ``(value, weight, reason)``;
     reasons are not kept: the result is ``(direction, confidence)`` or None)."""
