@@ -1,7 +1,7 @@
 """The compiled per-bar decision path (aurum.kernels.decision_core and the pillar kernels) gives
 the same bits as the plain-Python reference (aurum.testing.reference_decision): whole replays
 compared batch by batch, and each piece (QMO/IMO, combine, the scorer, the bar window, the
-bar-level providers) on generated inputs. Floats are compared through repr, so even the sign
+bar-level providers, the builder's state machine) on generated inputs. Floats are compared through repr, so even the sign
 of a zero must agree.
 """
 
@@ -21,6 +21,7 @@ from aurum.decision import pillars as ref_pillars
 from aurum.decision.engine import DecisionEngine
 from aurum.decision.providers import default_providers
 from aurum.decision.scorer import PILLARS, ConfidenceScorer, Pillar
+from aurum.decision.signal import BUY, FLAT, RISK_VETOES, SELL, SignalBuilder, SignalConfig
 from aurum.engines import FLOW_DTYPE, ICEBERG_DTYPE, SWEEP_DTYPE, ZONE_DTYPE
 from aurum.kernels import decision_core, flow_pillars
 from aurum.kernels.barwindow import BarWindow
@@ -275,3 +276,59 @@ def test_providers_match_reference_bar_by_bar(seed: int, step_ns: int) -> None:
         assert new["gann"].levels_for(w_new) == old["gann"].levels_for(w_old)
     assert all(seen.values()), seen
     assert np.array_equal(new["gann"].feed.pivots(w_new), old["gann"].feed.pivots(w_old))
+
+
+# ---- the builder's state machine ----
+
+
+class ReferenceStateMachine:
+    """SignalBuilder.on_bar's state machine as first written in Python (risk always looked up)."""
+
+    def __init__(self, cfg: SignalConfig) -> None:
+        self.config, self.position, self._bars_since_change = cfg, FLAT, 10**9
+
+    def step(self, d: float, c: float, risk: dict | None, feed_degraded: str | None) -> tuple | None:
+        cfg = self.config
+        self._bars_since_change += 1
+        veto = f"degraded feed ({feed_degraded})" if feed_degraded else next(
+            (text for key, text in RISK_VETOES if risk and risk.get(key)), None)
+        if veto is not None:
+            return (FLAT, (f"veto: {veto}",), veto) if self.position != FLAT else None
+        want, why = self.position, []
+        if self.position == FLAT:
+            if c >= cfg.min_confidence and abs(d) >= cfg.enter:
+                want = BUY if d > 0 else SELL
+                why.append(f"score {d:+.2f} beyond entry threshold {cfg.enter:.2f}, confidence {c:.2f}")
+        else:
+            sign = 1 if self.position == BUY else -1
+            if sign * d <= cfg.exit or c < cfg.min_confidence / 2:
+                want = FLAT
+                why.append(f"score {d:+.2f} back inside exit threshold {cfg.exit:.2f}" if sign * d <= cfg.exit
+                           else f"confidence {c:.2f} fell below {cfg.min_confidence / 2:.2f}")
+        if want == self.position or self._bars_since_change <= cfg.cooldown_bars:
+            return None
+        return want, tuple(why), None
+
+
+bar_input = st.tuples(st.floats(-1, 1), st.floats(0, 1),
+                      st.one_of(st.none(), st.dictionaries(st.sampled_from([k for k, _ in RISK_VETOES]), st.booleans())),
+                      st.sampled_from([None, None, None, "", "yahoo"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(bar_input, max_size=60), st.sampled_from([SignalConfig(), SignalConfig(enter=0.2, exit=0.05,
+       min_confidence=0.1, cooldown_bars=0), SignalConfig(enter=1, exit=0, min_confidence=0, cooldown_bars=5)]))
+def test_builder_step_matches_the_original_state_machine(bars: list[tuple], cfg: SignalConfig) -> None:
+    new, old = SignalBuilder(cfg), ReferenceStateMachine(cfg)
+    asked = []
+    for d, c, risk, degraded in bars:
+        want = old.step(d, c, risk, degraded)
+        got = new.step(d, c, lambda risk=risk: asked.append(1) or risk, degraded)
+        assert got == want
+        if new.position == FLAT and not (c >= cfg.min_confidence and abs(d) >= cfg.enter):
+            assert not asked  # flat and idle: the risk inputs are never looked up
+        asked.clear()
+        if got is not None:  # what _emit does to the state
+            new.position = old.position = got[0]
+            new._bars_since_change = old._bars_since_change = 0
+        assert (new.position, new._bars_since_change) == (old.position, old._bars_since_change)

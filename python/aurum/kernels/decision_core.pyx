@@ -33,6 +33,7 @@ from aurum.kernels.barwindow cimport BarWindow
 from aurum.kernels.flow_pillars cimport imo_eval, qmo_eval
 from aurum.kernels.pillar_out cimport PillarOut, py_max, py_min
 from aurum.kernels.records cimport BarRec, FlowRec, IcebergRec, SweepRec, ZoneRec
+from aurum.kernels.signal_step cimport BuilderCore
 
 cnp.import_array()
 
@@ -233,6 +234,17 @@ def score_pillars(weights, pillars):
     return st.to_score()
 
 
+cdef class RiskLookup:
+    """``Pipeline.risk(iid, now_ns)`` as a zero-argument callable, for ``SignalBuilder.step``."""
+    cdef object risk, iid, now_ns
+
+    def __cinit__(self, pipeline):
+        self.risk = pipeline.risk
+
+    def __call__(self):
+        return self.risk(self.iid, self.now_ns)
+
+
 cdef class DecisionCore:
     """The per-bar path of one ``DecisionEngine`` (its config, scorer weights, providers and
     builders are read from it, so changes there take effect at the next batch of bars)."""
@@ -241,6 +253,7 @@ cdef class DecisionCore:
     cdef readonly dict states       # instrument id -> InstrState, in first-bar order
     cdef dict scored                # the same, for instruments with a score (last_score's keys)
     cdef readonly object scores
+    cdef RiskLookup risk
     cdef double weights[NP]
     cdef list provs
     cdef const FlowRec* fl[FLOW_KEEP]
@@ -252,6 +265,7 @@ cdef class DecisionCore:
         self.sweeps = RingTail(self.pipeline, "sweeps", SWEEP_TAIL)
         self.states, self.scored = {}, {}
         self.scores = Scores(self)
+        self.risk = RiskLookup(self.pipeline)
 
     def on_bars(self, bars, now_ns=0, feed_degraded=None):
         """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced."""
@@ -327,13 +341,17 @@ cdef class DecisionCore:
             st.scored = True
             self.scored[iid] = st
         st.ts, st.price_fx, st.top = ts, price_fx, self.pipeline.last_top(iid)
-        # A degraded feed vetoes before the risk inputs are looked at (and they are pure reads).
-        risk = None if feed_degraded else self.pipeline.risk(iid, now_ns)
         eng = self.engine
         builder = eng._builders.get(iid)
         if builder is None:
             builder = eng._builders[iid] = SignalBuilder(eng.config.signal)
-        step = builder.step(st.direction, st.confidence, risk, feed_degraded)
+        # The builder asks for the risk inputs only when a veto can matter (Pipeline.risk is a
+        # pure read, so not asking changes nothing).
+        self.risk.iid, self.risk.now_ns = iid, now_ns
+        if isinstance(builder, BuilderCore):
+            step = (<BuilderCore>builder).step(st.direction, st.confidence, self.risk, feed_degraded)
+        else:
+            step = builder.step(st.direction, st.confidence, self.risk, feed_degraded)
         return None if step is None else eng._emit(iid, step)
 
     cdef int provide(self, Py_ssize_t k, PillarOut out, BarWindow win, int64_t ts, double price) except -1:
