@@ -26,7 +26,7 @@ cdef class AutocorrPeriodogram:
     cdef double a_hp1, a_hp2, a_hp3, c1, c2, c3
     cdef double c_1, c_2, hp_1, hp_2, f_1, f_2, max_pwr
     cdef readonly double dominant  # dominant cycle at the last bar (NaN until defined)
-    cdef dptr ring, corr, cos_tab, sin_tab, r, pwr  # views into one calloc'd block
+    cdef dptr ring, corr, cos_tab, sin_tab, r, pwr, cp, sp  # views into one calloc'd block
 
     cdef void _clear(self) noexcept nogil
     cdef double _push(self, double price) noexcept nogil

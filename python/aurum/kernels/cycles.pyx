@@ -152,7 +152,7 @@ cdef class AutocorrPeriodogram:
         while size < need:
             size <<= 1
         self.ring_mask = size - 1
-        cdef Py_ssize_t stride = max_period + 1, total = size + stride + 2 * self.n_per * (stride + 1)
+        cdef Py_ssize_t stride = max_period + 1, total = size + stride + 2 * self.n_per * (stride + 2)
         self.ring = <double*>calloc(total, sizeof(double))   # one block for every array
         if not self.ring:
             raise MemoryError()
@@ -160,11 +160,13 @@ cdef class AutocorrPeriodogram:
         self.cos_tab, self.sin_tab = self.corr + stride, self.corr + stride + self.n_per * stride
         self.r = self.sin_tab + self.n_per * stride
         self.pwr = self.r + self.n_per
-        # The DFT basis depends only on (period, lag): computed once, not per bar.
+        self.cp, self.sp = self.pwr + self.n_per, self.pwr + 2 * self.n_per
+        # The DFT basis depends only on (period, lag): computed once, not per bar. Lag-major, so
+        # one lag's terms for every period are adjacent (see _push).
         for p in range(self.n_per):
             for k in range(max_period + 1):
-                self.cos_tab[p * stride + k] = cos(2.0 * M_PI * k / (min_period + p))
-                self.sin_tab[p * stride + k] = sin(2.0 * M_PI * k / (min_period + p))
+                self.cos_tab[k * self.n_per + p] = cos(2.0 * M_PI * k / (min_period + p))
+                self.sin_tab[k * self.n_per + p] = sin(2.0 * M_PI * k / (min_period + p))
         cdef double w = 0.707 * 2.0 * M_PI / max_period
         cdef double alpha = (cos(w) + sin(w) - 1.0) / cos(w)
         self.a_hp1 = (1.0 - alpha / 2.0) * (1.0 - alpha / 2.0)
@@ -192,7 +194,7 @@ cdef class AutocorrPeriodogram:
 
     cdef double _push(self, double price) noexcept nogil:
         cdef long long t = self.n
-        cdef int lag, m, c, p, k, stride = self.max_period + 1
+        cdef int lag, m, c, p, k
         cdef double hp, filt, x, y, sx, sy, sxx, syy, sxy, den, cp, sp, sq, spx, spw
         cdef const double* ct
         cdef const double* st
@@ -221,13 +223,18 @@ cdef class AutocorrPeriodogram:
             if den > 0.0:
                 self.corr[lag] = (m * sxy - sx * sy) / sqrt(den)
         self.max_pwr *= 0.995
+        # Each period's sums run over the lags in order, as written per period; with the periods
+        # innermost the compiler vectorises across them (same operations, same bits).
         for p in range(self.n_per):
-            ct = self.cos_tab + p * stride
-            st = self.sin_tab + p * stride
-            cp = sp = 0.0
-            for k in range(3, self.max_period + 1):
-                cp += self.corr[k] * ct[k]
-                sp += self.corr[k] * st[k]
+            self.cp[p] = self.sp[p] = 0.0
+        for k in range(3, self.max_period + 1):
+            ct = self.cos_tab + k * self.n_per
+            st = self.sin_tab + k * self.n_per
+            for p in range(self.n_per):
+                self.cp[p] += self.corr[k] * ct[p]
+                self.sp[p] += self.corr[k] * st[p]
+        for p in range(self.n_per):
+            cp, sp = self.cp[p], self.sp[p]
             sq = cp * cp + sp * sp
             self.r[p] = 0.2 * sq * sq + 0.8 * self.r[p]
             if self.r[p] > self.max_pwr:
