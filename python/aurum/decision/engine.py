@@ -59,9 +59,9 @@ class DecisionEngine:
         self.last_score: Mapping[int, Score] = self._core.scores
 
     def on_bars(self, bars: np.ndarray, now_ns: int = 0, feed_degraded: str | None = None) -> list[Signal]:
-        """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced."""
+        """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced (also
+        appended to ``signals``)."""
         out: list[Signal] = self._core.on_bars(bars, now_ns, feed_degraded)
-        self.signals.extend(out)
         return out
 
     def _emit(self, iid: int, change: tuple[str, tuple[str, ...], str | None]) -> Signal:

@@ -255,7 +255,8 @@ cdef class DecisionCore:
     cdef readonly object scores
     cdef RiskLookup risk
     cdef double weights[NP]
-    cdef list provs
+    cdef object weights_src         # the scorer's weights dict the above were read from
+    cdef list provs                 # providers by pillar index (None: absent), read per batch
     cdef const FlowRec* fl[FLOW_KEEP]
     cdef const SweepRec* sw[SWEEP_TAIL]
 
@@ -266,6 +267,8 @@ cdef class DecisionCore:
         self.states, self.scored = {}, {}
         self.scores = Scores(self)
         self.risk = RiskLookup(self.pipeline)
+        self.weights_src = None
+        self.provs = [None] * NP
 
     def on_bars(self, bars, now_ns=0, feed_degraded=None):
         """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced."""
@@ -281,10 +284,13 @@ cdef class DecisionCore:
         self.sweeps.poll()
         eng = self.engine
         wd = eng.scorer.weights
-        for k in range(NP):
-            self.weights[k] = wd.get(PILLARS[k], 0)
+        if wd is not self.weights_src:  # set_weights() installs a new dict
+            for k in range(NP):
+                self.weights[k] = wd.get(PILLARS[k], 0)
+            self.weights_src = wd
         provs = eng.providers
-        self.provs = [None, None, provs.get("gann"), provs.get("astro"), provs.get("cycle")]
+        for k in range(P_GANN, NP):
+            self.provs[k] = provs.get(PILLARS[k])
         cdef int64_t tick = eng.config.tick
         out = []
         ice.open = zones.open = False
@@ -299,6 +305,8 @@ cdef class DecisionCore:
         finally:
             table_close(&ice)
             table_close(&zones)
+        if out:
+            eng.signals.extend(out)
         return out
 
     cdef object bar(self, const BarRec* r, const Table* ice, const Table* zones, int64_t tick, now_ns, feed_degraded):
@@ -425,9 +433,15 @@ cdef class Scores:
 Mapping.register(Scores)
 
 
+cdef object BAR_DESCR = BAR_DTYPE
+
+
 cdef cnp.ndarray _bar_rows(bars):
-    # The rings' own arrays pass as they are; anything else becomes a contiguous BAR_DTYPE copy.
-    if type(bars) is np.ndarray and (bars.dtype is BAR_DTYPE or bars.dtype == BAR_DTYPE):
+    # Copies of the bar ring pass as they are; anything else becomes a contiguous BAR_DTYPE copy.
+    if type(bars) is np.ndarray and (<object>cnp.PyArray_DESCR(<cnp.ndarray>bars) is BAR_DESCR
+                                     or bars.dtype == BAR_DESCR):
+        if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>bars):
+            return <cnp.ndarray>bars
         return np.ascontiguousarray(bars)
     src = np.asarray(bars)
     out = np.zeros(len(src), BAR_DTYPE)
