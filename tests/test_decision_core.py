@@ -25,7 +25,7 @@ from aurum.decision.signal import BUY, FLAT, RISK_VETOES, SELL, SignalBuilder, S
 from aurum.engines import FLOW_DTYPE, ICEBERG_DTYPE, SWEEP_DTYPE, ZONE_DTYPE
 from aurum.kernels import decision_core, flow_pillars
 from aurum.kernels.barwindow import BarWindow
-from aurum.rings import RingReader
+from aurum.rings import BAR_DTYPE, RingReader
 from aurum.testing import reference_decision as ref
 
 TICK = 100_000_000
@@ -80,7 +80,12 @@ def test_replay_matches_reference_batch_by_batch(session: tuple[Path, float, int
         if not more:
             pl.flush_bars()
         batch = bars.poll().records.copy()
-        a, b = old.on_bars(batch), new.on_bars(batch)
+        # Now and then a wall clock far enough past the data to be stale, or a degraded feed:
+        # the veto paths (and the builder's lazy risk lookup) run too.
+        now_ns = int(batch["ts_close"].max()) + 6_000_000_000 if len(batch) and batches % 7 == 3 else 0
+        degraded = "yahoo fallback" if batches % 11 == 5 else None
+        a = old.on_bars(batch, now_ns=now_ns, feed_degraded=degraded)
+        b = new.on_bars(batch, now_ns=now_ns, feed_degraded=degraded)
         assert dump([s.as_dict() for s in b]) == dump([s.as_dict() for s in a])
         if len(batch):
             batches += 1
@@ -129,7 +134,7 @@ def test_python_providers_and_provider_errors() -> None:
 
     pl = _native.Pipeline(bar_interval_ns=1_000_000_000)
     eng = DecisionEngine(pl, providers={"gann": fixed, "cycle": broken})
-    bars = np.zeros(2, eng_bar_dtype())
+    bars = np.zeros(2, BAR_DTYPE)
     bars["kind"] = _native.BAR_KIND_TIME
     bars["instrument_id"] = 7
     bars["high"], bars["low"], bars["close"] = PX0 + TICK, PX0 - TICK, PX0
@@ -139,12 +144,6 @@ def test_python_providers_and_provider_errors() -> None:
     assert score.pillars["gann"] == Pillar("gann", 0.5, 0.25, ("fixed",))
     assert "cycle" in score.missing and eng.provider_errors == {"cycle": "ValueError: bad bar"}
     assert eng._core.window(7).count == 2
-
-
-def eng_bar_dtype() -> np.dtype:
-    from aurum.rings import BAR_DTYPE
-
-    return BAR_DTYPE
 
 
 # ---- QMO, IMO, combine, the scorer ----

@@ -22,6 +22,8 @@ import numpy as np
 
 from aurum.decision.scorer import Pillar
 
+# These functions are the readable definition and the public API; the decision engine runs
+# their compiled twins (aurum.kernels.flow_pillars), which tests hold to the same bits.
 Component = tuple[float, float, str]  # (value in [-1, 1], weight, reason)
 
 

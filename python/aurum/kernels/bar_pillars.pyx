@@ -34,8 +34,6 @@ cdef enum:
     CYCLE_MIN_BARS = 40 # the cycle estimators need about 32 bars to settle
 cdef int64_t NS_PER_DAY = 86_400 * 1_000_000_000
 
-if sizeof(GannOut) > 256 or sizeof(CycleOut) > 256:
-    raise ImportError("PillarOut.raw is too small for the kernels' outputs")
 
 
 cdef inline double np_clip(double x, double lo, double hi) noexcept nogil:
@@ -220,6 +218,10 @@ cdef class CycleProvider(BarPillar):
 cdef struct AstroOut:
     double w, trend
     unsigned long long mask   # which of the day's windows contain the bar (when they fit in 64)
+
+
+if max(sizeof(GannOut), sizeof(CycleOut), sizeof(AstroOut)) > 32 * sizeof(double):
+    raise ImportError("PillarOut.raw is too small for the providers' outputs")
 
 
 cdef class AstroProvider(BarPillar):

@@ -21,7 +21,7 @@ cdef class PillarOut:
     cdef object pillar           # the materialised Pillar (cached), or a Python provider's own
     cdef Reasons src             # builds the reasons from the numbers below
     cdef object obj              # anything else the reasons need (astro: the day's event types)
-    cdef unsigned char raw[256]  # the provider's numbers (a GannOut, CycleOut, ...)
+    cdef double raw[32]          # the provider's numbers (a GannOut, CycleOut, ...; 256 aligned bytes)
     cdef Comp* comps
     cdef Py_ssize_t ncomp, cap
 
