@@ -29,7 +29,7 @@ cython_kernels = [
 setup(
     package_dir={"": "python"},
     packages=find_packages("python"),
-    package_data={"aurum": ["_native.pyi", "py.typed"], "aurum.kernels": ["*.pyx", "*.pyi"],
+    package_data={"aurum": ["_native.pyi", "py.typed"], "aurum.kernels": ["*.pyx", "*.pxd", "*.pyi"],
                   "aurum.api": ["static/*.html"]},
     rust_extensions=[
         RustExtension(

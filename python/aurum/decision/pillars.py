@@ -22,6 +22,8 @@ import numpy as np
 
 from aurum.decision.scorer import Pillar
 
+# These functions are the readable definition and the public API; the decision engine runs
+# their compiled twins (aurum.kernels.flow_pillars), which tests hold to the same bits.
 Component = tuple[float, float, str]  # (value in [-1, 1], weight, reason)
 
 
@@ -35,8 +37,15 @@ def combine(name: str, comps: Sequence[Component]) -> Pillar | None:
     direction = max(-1.0, min(1.0, num / wsum))
     agreement = abs(num) / mag if mag > 0 else 0.0
     confidence = max(0.0, min(1.0, (mag / wsum) * agreement))
+    return Pillar(name, direction, confidence, top_reasons(live))
+
+
+def top_reasons(comps: Sequence[Component]) -> tuple[str, ...]:
+    """The reasons of the four strongest live components (|value x weight|; ties keep their
+    order). Also used by the compiled pillars (``aurum.kernels.flow_pillars``) for theirs."""
+    live = [c for c in comps if c[1] > 0 and math.isfinite(c[0])]
     top = sorted((c for c in live if abs(c[0]) > 1e-9), key=lambda c: -abs(c[0] * c[1]))[:4]
-    return Pillar(name, direction, confidence, tuple(r for _, _, r in top))
+    return tuple(r for _, _, r in top)
 
 
 SCALE = 1e-9
@@ -136,4 +145,4 @@ def imo_pillar(icebergs: np.ndarray, zones: np.ndarray, price: int, tick: int, m
     return combine("imo", comps)
 
 
-__all__ = ["combine", "imo_pillar", "qmo_pillar"]
+__all__ = ["combine", "imo_pillar", "qmo_pillar", "top_reasons"]

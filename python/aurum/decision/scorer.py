@@ -80,7 +80,9 @@ class ConfidenceScorer:
         return out
 
     def set_weights(self, weights: dict[str, float]) -> None:
-        """Reload (SIGHUP): validated first, so a bad reload keeps the old weights."""
+        """Reload (SIGHUP): validated first, so a bad reload keeps the old weights. Installs a new
+        dict: the compiled decision core rereads the weights when the dict changes identity, so
+        change them here, never by mutating ``weights`` in place."""
         self.weights = self._check(weights)
 
     def score(self, pillars: dict[str, Pillar | None]) -> Score:

@@ -20,16 +20,8 @@ from typing import Any
 
 from aurum.decision.scorer import Score
 
-BUY, SELL, FLAT = "BUY", "SELL", "FLAT"
-
-RISK_VETOES = (
-    ("stale", "stale data"),
-    ("spread_blowout", "spread blow-out"),
-    ("liquidity_vacuum", "liquidity vacuum"),
-    ("crossed", "crossed book"),
-    ("locked", "locked book"),
-    ("maybe_bad_book", "exchange flagged the book as maybe bad"),
-)
+# The state machine (SignalBuilder.step, the vetoes) runs at every bar close, so it is compiled.
+from aurum.kernels.signal_step import BUY, FLAT, RISK_VETOES, SELL, BuilderCore  # noqa: F401 (RISK_VETOES re-exported)
 
 
 @dataclass(frozen=True)
@@ -99,7 +91,10 @@ def _round(px: float, tick: float) -> float:
     return round(round(px / tick) * tick, 10) if tick > 0 else px
 
 
-class SignalBuilder:
+class SignalBuilder(BuilderCore):
+    """``step`` (inherited, compiled) is the state machine above on a score's numbers; ``on_bar``
+    runs it and builds the signal on a change."""
+
     def __init__(self, config: SignalConfig | None = None) -> None:
         self.config = config or SignalConfig()
         self.position = FLAT
@@ -109,37 +104,11 @@ class SignalBuilder:
     def on_bar(self, score: Score, market: Market, levels: list[Level], risk: dict[str, Any] | None = None,
                feed_degraded: str | None = None) -> Signal | None:
         """One bar close. Returns a signal when the decision changes, else None."""
-        cfg = self.config
-        self._bars_since_change += 1
-        veto = self._veto(risk, feed_degraded)
-        if veto is not None:
-            return self._emit(FLAT, score, market, levels, (f"veto: {veto}",), veto) if self.position != FLAT else None
-        d, c = score.direction, score.confidence
-        want = self.position
-        why: list[str] = []
-        if self.position == FLAT:
-            if c >= cfg.min_confidence and abs(d) >= cfg.enter:
-                want = BUY if d > 0 else SELL
-                why.append(f"score {d:+.2f} beyond entry threshold {cfg.enter:.2f}, confidence {c:.2f}")
-        else:
-            sign = 1 if self.position == BUY else -1
-            if sign * d <= cfg.exit or c < cfg.min_confidence / 2:
-                want = FLAT
-                why.append(f"score {d:+.2f} back inside exit threshold {cfg.exit:.2f}" if sign * d <= cfg.exit
-                           else f"confidence {c:.2f} fell below {cfg.min_confidence / 2:.2f}")
-        if want == self.position:
+        change = self.step(score.direction, score.confidence, risk, feed_degraded)
+        if change is None:
             return None
-        if self._bars_since_change <= cfg.cooldown_bars:
-            return None  # hold: a change this soon after the last is more likely noise
-        return self._emit(want, score, market, levels, tuple(why), None)
-
-    def _veto(self, risk: dict[str, Any] | None, feed_degraded: str | None) -> str | None:
-        if feed_degraded:
-            return f"degraded feed ({feed_degraded})"
-        for key, text in RISK_VETOES:
-            if risk and risk.get(key):
-                return text
-        return None
+        action, why, veto = change
+        return self._emit(action, score, market, levels, why, veto)
 
     def _emit(self, action: str, score: Score, m: Market, levels: list[Level], why: tuple[str, ...],
               veto: str | None) -> Signal:

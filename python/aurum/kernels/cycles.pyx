@@ -18,30 +18,17 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
-ctypedef double* dptr
+from aurum.kernels.cycle_counts import PeriodCount, cycle_counts  # re-exported: this module's API
+from aurum.kernels.cycle_counts cimport _counts, _periods_arr, check_pivots, window_k
 
 cnp.import_array()
 
 # ---- Hilbert dominant cycle (TA-Lib HT_DCPERIOD) ----
 
-cdef enum:
-    HT_RING = 16      # >= 10: the I1 Hilbert reads the detrender 3 + 6 bars back
-    HT_LOOKBACK = 32  # TA-Lib's lookback; the Hilbert stages start at bar 12
-
+# HT_RING, HT_LOOKBACK and HTState are declared in cycles.pxd.
 cdef double HT_A = 0.0962
 cdef double HT_B = 0.5769
 cdef double RAD2DEG = 180.0 / (4.0 * atan(1.0))  # TA-Lib's own constant, for identical rounding
-
-cdef struct HTState:
-    long long n                # bars pushed
-    double price[4]            # last four prices, for the WMA's trailing value
-    double wma_sub, wma_sum, trailing
-    long long h                # Hilbert steps taken (bars pushed - 12)
-    double sm[HT_RING]         # Hilbert inputs and outputs, ring-indexed by h
-    double det[HT_RING]
-    double q1[HT_RING]
-    double prev_i2, prev_q2, re, im, period, smooth_period
-
 
 cdef inline void ht_reset(HTState* s) noexcept nogil:
     memset(s, 0, sizeof(HTState))   # all-zero state is TA-Lib's initial state
@@ -149,14 +136,6 @@ cdef class AutocorrPeriodogram:
     correlation is undefined (zero variance) keeps its previous value, as the EasyLanguage
     array does. The dominant cycle is NaN until some power is positive.
     """
-    cdef readonly int min_period, max_period, avg_length
-    cdef int n_per, ring_mask
-    cdef long long n
-    cdef double a_hp1, a_hp2, a_hp3, c1, c2, c3
-    cdef double c_1, c_2, hp_1, hp_2, f_1, f_2, max_pwr
-    cdef readonly double dominant  # dominant cycle at the last bar (NaN until defined)
-    cdef dptr ring, corr, cos_tab, sin_tab, r, pwr  # views into one calloc'd block
-
     def __cinit__(self, int min_period=10, int max_period=48, int avg_length=3):
         cdef int size, need, p, k
         if min_period < 3:
@@ -173,7 +152,7 @@ cdef class AutocorrPeriodogram:
         while size < need:
             size <<= 1
         self.ring_mask = size - 1
-        cdef Py_ssize_t stride = max_period + 1, total = size + stride + 2 * self.n_per * (stride + 1)
+        cdef Py_ssize_t stride = max_period + 1, total = size + stride + 2 * self.n_per * (stride + 2)
         self.ring = <double*>calloc(total, sizeof(double))   # one block for every array
         if not self.ring:
             raise MemoryError()
@@ -181,11 +160,13 @@ cdef class AutocorrPeriodogram:
         self.cos_tab, self.sin_tab = self.corr + stride, self.corr + stride + self.n_per * stride
         self.r = self.sin_tab + self.n_per * stride
         self.pwr = self.r + self.n_per
-        # The DFT basis depends only on (period, lag): computed once, not per bar.
+        self.cp, self.sp = self.pwr + self.n_per, self.pwr + 2 * self.n_per
+        # The DFT basis depends only on (period, lag): computed once, not per bar. Lag-major, so
+        # one lag's terms for every period are adjacent (see _push).
         for p in range(self.n_per):
             for k in range(max_period + 1):
-                self.cos_tab[p * stride + k] = cos(2.0 * M_PI * k / (min_period + p))
-                self.sin_tab[p * stride + k] = sin(2.0 * M_PI * k / (min_period + p))
+                self.cos_tab[k * self.n_per + p] = cos(2.0 * M_PI * k / (min_period + p))
+                self.sin_tab[k * self.n_per + p] = sin(2.0 * M_PI * k / (min_period + p))
         cdef double w = 0.707 * 2.0 * M_PI / max_period
         cdef double alpha = (cos(w) + sin(w) - 1.0) / cos(w)
         self.a_hp1 = (1.0 - alpha / 2.0) * (1.0 - alpha / 2.0)
@@ -213,7 +194,7 @@ cdef class AutocorrPeriodogram:
 
     cdef double _push(self, double price) noexcept nogil:
         cdef long long t = self.n
-        cdef int lag, m, c, p, k, stride = self.max_period + 1
+        cdef int lag, m, c, p, k
         cdef double hp, filt, x, y, sx, sy, sxx, syy, sxy, den, cp, sp, sq, spx, spw
         cdef const double* ct
         cdef const double* st
@@ -242,13 +223,18 @@ cdef class AutocorrPeriodogram:
             if den > 0.0:
                 self.corr[lag] = (m * sxy - sx * sy) / sqrt(den)
         self.max_pwr *= 0.995
+        # Each period's sums run over the lags in order, as written per period; with the periods
+        # innermost the compiler vectorises across them (same operations, same bits).
         for p in range(self.n_per):
-            ct = self.cos_tab + p * stride
-            st = self.sin_tab + p * stride
-            cp = sp = 0.0
-            for k in range(3, self.max_period + 1):
-                cp += self.corr[k] * ct[k]
-                sp += self.corr[k] * st[k]
+            self.cp[p] = self.sp[p] = 0.0
+        for k in range(3, self.max_period + 1):
+            ct = self.cos_tab + k * self.n_per
+            st = self.sin_tab + k * self.n_per
+            for p in range(self.n_per):
+                self.cp[p] += self.corr[k] * ct[p]
+                self.sp[p] += self.corr[k] * st[p]
+        for p in range(self.n_per):
+            cp, sp = self.cp[p], self.sp[p]
             sq = cp * cp + sp * sp
             self.r[p] = 0.2 * sq * sq + 0.8 * self.r[p]
             if self.r[p] > self.max_pwr:
@@ -307,27 +293,33 @@ cdef int _detrend_mode(str detrend) except -1:
     return _DETREND[detrend]
 
 
-cdef void _fit(const double[:] x, Py_ssize_t lo, int mode, double* a, double* b) noexcept nogil:
-    # Least-squares line a + b*j over x[lo:], j = 0..n-1 (mode 2), the mean (1) or nothing (0).
-    cdef Py_ssize_t n = x.shape[0] - lo, j
+cdef inline double _at(const char* x, Py_ssize_t stride, Py_ssize_t i) noexcept nogil:
+    return (<const double*>(x + i * stride))[0]
+
+
+cdef void _fit(const char* x, Py_ssize_t stride, Py_ssize_t n_all, Py_ssize_t lo, int mode, double* a,
+               double* b) noexcept nogil:
+    # Least-squares line a + b*j over x[lo:n_all], j = 0..n-1 (mode 2), the mean (1) or nothing (0).
+    # x holds doubles ``stride`` bytes apart (a memoryview's data and stride, or a C array).
+    cdef Py_ssize_t n = n_all - lo, j
     cdef double sx = 0.0, sjx = 0.0, jm
     a[0] = b[0] = 0.0
     if mode == 0 or n <= 0:
         return
     for j in range(n):
-        sx += x[lo + j]
+        sx += _at(x, stride, lo + j)
     a[0] = sx / n
     if mode == 1 or n < 2:
         return
     jm = (n - 1) / 2.0
     for j in range(n):
-        sjx += (j - jm) * (x[lo + j] - a[0])
+        sjx += (j - jm) * (_at(x, stride, lo + j) - a[0])
     b[0] = sjx / (n * (n * <double>n - 1.0) / 12.0)   # / sum of (j - jm)^2
     a[0] -= b[0] * jm
 
 
-cdef void _goertzel(const double[:] x, Py_ssize_t lo, double a, double b, const double* per,
-                    Py_ssize_t m, double* power, double* phase) noexcept nogil:
+cdef void _goertzel(const char* x, Py_ssize_t stride, Py_ssize_t n, Py_ssize_t lo, double a, double b,
+                    const double* per, Py_ssize_t m, double* power, double* phase) noexcept nogil:
     # s_n = r_n + 2cos(w) s_{n-1} - s_{n-2} on the residual r_n = x_n - a - b n (never stored).
     # y = s_{N-1} - e^{-iw} s_{N-2} = sum_n r_n e^{-iw(n - (N-1))}: the DFT with its time origin
     # on the last bar, so arg(y) is the phase of the cycle there (r ~ cos(w n' + phase)).
@@ -337,14 +329,14 @@ cdef void _goertzel(const double[:] x, Py_ssize_t lo, double a, double b, const 
     cdef double s1[4]
     cdef double s2[4]
     cdef double s0, r, w, cw
-    cdef Py_ssize_t n = x.shape[0], j, q, base
+    cdef Py_ssize_t j, q, base
     for base in range(0, m, 4):
         for q in range(4):
             w = 2.0 * M_PI / (per[base + q] if base + q < m else 4.0)  # spare lanes: dummies
             c[q] = 2.0 * cos(w)
             s1[q] = s2[q] = 0.0
         for j in range(lo, n):
-            r = x[j] - a - b * (j - lo)
+            r = _at(x, stride, j) - a - b * (j - lo)
             for q in range(4):
                 s0 = r + c[q] * s1[q] - s2[q]
                 s2[q], s1[q] = s1[q], s0
@@ -380,8 +372,8 @@ def goertzel_spectrum(const double[:] x, periods, str detrend="linear"):
     cdef double a, b
     if m:
         with nogil:
-            _fit(x, 0, mode, &a, &b)
-            _goertzel(x, 0, a, b, &per[0], m, &pwv[0], &phv[0])
+            _fit(<const char*>&x[0], x.strides[0], x.shape[0], 0, mode, &a, &b)
+            _goertzel(<const char*>&x[0], x.strides[0], x.shape[0], 0, a, b, &per[0], m, &pwv[0], &phv[0])
     return pw, ph
 
 
@@ -399,75 +391,9 @@ def goertzel_power(const double[:] x, double period, str detrend="linear"):
         raise ValueError(f"period was {period}, expected a finite value > 2")
     cdef double a, b, pw, ph
     with nogil:
-        _fit(x, 0, mode, &a, &b)
-        _goertzel(x, 0, a, b, &period, 1, &pw, &ph)
+        _fit(<const char*>&x[0], x.strides[0], x.shape[0], 0, mode, &a, &b)
+        _goertzel(<const char*>&x[0], x.strides[0], x.shape[0], 0, a, b, &period, 1, &pw, &ph)
     return pw
-
-
-# ---- 21/45/90-bar counts (a heuristic: microstructure.md 7.5 found no authoritative definition) ----
-
-PeriodCount = namedtuple(
-    "PeriodCount", "period anchor_bar anchor_kind bars_since cycle in_window window_start window_end")
-PeriodCount.__doc__ = """One (period, anchor pivot) count. ``bars_since = current_bar - anchor_bar``;
-the inflection windows are the bars ``anchor_bar + k*period +- tolerance``, k >= 1. ``cycle``
-is the k of the window containing the bar, else of the next one; ``window_start`` and
-``window_end`` are that window's absolute bars (inclusive)."""
-
-
-cdef object _periods_arr(periods, int tolerance):
-    p = np.asarray(periods, dtype=np.int64).reshape(-1)
-    if p.shape[0] == 0:
-        raise ValueError("periods is empty")
-    # Windows of 2*tolerance+1 bars must not touch, or "which k" stops being well defined.
-    if tolerance < 0 or np.any(p <= 2 * tolerance + 1):
-        raise ValueError(f"periods {tuple(p)} with tolerance {tolerance}: expected "
-                         f"tolerance >= 0 and every period > 2*tolerance + 1")
-    return p
-
-
-cdef list _counts(pivot_bar_indices, pivot_kinds, long long cur, const int64_t[::1] per,
-                  int tol, int anchors):
-    cdef const int64_t[:] idx = np.asarray(pivot_bar_indices, dtype=np.int64)
-    cdef const int64_t[:] kinds = np.asarray(pivot_kinds, dtype=np.int64)
-    cdef Py_ssize_t n = idx.shape[0], end, j, q
-    cdef long long a, d, k, L
-    if kinds.shape[0] != n:
-        raise ValueError(f"pivot_kinds has {kinds.shape[0]} values, pivot_bar_indices {n}")
-    for j in range(n):
-        if j and idx[j] < idx[j - 1]:
-            raise ValueError(f"pivot_bar_indices must be ascending (index {j})")
-        if kinds[j] != 1 and kinds[j] != -1:
-            raise ValueError(f"pivot_kinds[{j}] was {kinds[j]}, expected +1 (high) or -1 (low)")
-    if cur < 0:
-        raise ValueError(f"current_bar was {cur}, expected >= 0")
-    if anchors < 1:
-        raise ValueError(f"anchors was {anchors}, expected >= 1")
-    end = n
-    while end > 0 and idx[end - 1] > cur:   # not yet confirmed at this bar: unknown
-        end -= 1
-    out = []
-    for q in range(per.shape[0]):
-        L = per[q]
-        for j in range(end - 1, max(0, end - anchors) - 1, -1):
-            a = idx[j]
-            d = cur - a
-            # First window not yet over: k = ceil((d - tol) / L) >= 1 (cdivision truncates).
-            k = 1 if d - tol <= L else (d - tol + L - 1) // L
-            out.append(tuple.__new__(PeriodCount, (  # skips namedtuple's slow Python __new__
-                L, a, kinds[j], d, k, k * L - tol <= d <= k * L + tol, a + k * L - tol, a + k * L + tol)))
-    return out
-
-
-def cycle_counts(pivot_bar_indices, pivot_kinds, long long current_bar, periods=(21, 45, 90),
-                 int tolerance=2, int anchors=3):
-    """Bar counts from the last ``anchors`` confirmed pivots, for each of ``periods``.
-
-    ``pivot_bar_indices`` (ascending bar numbers) and ``pivot_kinds`` (+1 swing high, -1 swing
-    low) are pivots already confirmed; those after ``current_bar`` are ignored (not known yet
-    at that bar). Returns ``PeriodCount`` tuples by period (as given), then by anchor, most
-    recent first; empty if no pivot is at or before ``current_bar``. Pure and deterministic."""
-    return _counts(pivot_bar_indices, pivot_kinds, current_bar,
-                   _periods_arr(periods, tolerance), tolerance, anchors)
 
 
 # ---- Engine ----
@@ -504,21 +430,13 @@ cdef class CycleEngine:
       (0.5*periodogram), floored at 0. timing = share of tracked periods in an inflection
       window from the most recent pivot (confluence of counts).
     """
-    cdef readonly tuple periods
-    cdef readonly int tolerance, anchors
-    cdef readonly str detrend
-    cdef int mode
-    cdef int64_t[::1] per_i
-    cdef double[::1] per_d
-    cdef HTState ht
-    cdef AutocorrPeriodogram acp
-    cdef long long last_bar
-    cdef bint started
-
     def __init__(self, periods=(21, 45, 90), int tolerance=2, int anchors=3, int min_period=10,
                  int max_period=48, int avg_length=3, str detrend="linear"):
         self.per_i = _periods_arr(periods, tolerance)
+        if self.per_i.shape[0] > 64:  # in-window periods travel as a 64-bit mask
+            raise ValueError(f"{self.per_i.shape[0]} periods, expected at most 64")
         self.per_d = np.asarray(self.per_i, dtype=np.float64)
+        self.share = np.empty(self.per_i.shape[0], dtype=np.float64)
         self.periods = tuple(int(p) for p in self.per_i)
         if anchors < 1:
             raise ValueError(f"anchors was {anchors}, expected >= 1")
@@ -532,10 +450,16 @@ cdef class CycleEngine:
         self.acp._clear()
         self.started = False
 
-    def update(self, const double[:] closes, pivots, long long current_bar):
-        cdef Py_ssize_t n = closes.shape[0], m = self.per_d.shape[0], i, lo, n_half = 0
-        cdef long long step
-        cdef double a, b, total = 0.0, dom, cycles, ph, direction = 0.0, conc, agree = 0.0
+    cdef int step(self, const double* closes, Py_ssize_t n, const int64_t* piv_idx, const int64_t* piv_kind,
+                  Py_ssize_t npiv, bint has_pivots, long long current_bar, CycleOut* o) except -1:
+        """``update`` without the Python objects: ``n`` contiguous closes, ``npiv`` contiguous pivot
+        indices and kinds (ignored unless ``has_pivots``); the numbers go to ``o`` and the Goertzel
+        shares to ``share``."""
+        cdef Py_ssize_t m = self.per_d.shape[0], i, q, lo, n_half = 0, end
+        cdef long long step, d, k, L
+        cdef double a, b, total = 0.0, cycles, ph, direction = 0.0, conc, agree = 0.0
+        cdef const char* x = <const char*>closes
+        cdef double* sh = &self.share[0]
         if n < 2:
             raise ValueError(f"closes has {n} values, expected >= 2")
         step = current_bar - self.last_bar
@@ -549,51 +473,103 @@ cdef class CycleEngine:
                 self.acp._push(closes[i])
         self.started = True
         self.last_bar = current_bar
-        cdef double ht = self.ht.smooth_period if self.ht.n > HT_LOOKBACK else NAN
-        cdef double acp = self.acp.dominant
-        power = self.acp.power
-        share = np.empty(m, dtype=np.float64)
-        cdef double[::1] sh = share
+        o.bar = current_bar
+        o.hilbert = self.ht.smooth_period if self.ht.n > HT_LOOKBACK else NAN
+        o.acp = self.acp.dominant
         with nogil:
-            _fit(closes, 0, self.mode, &a, &b)
-            _goertzel(closes, 0, a, b, &self.per_d[0], m, &sh[0], NULL)
+            _fit(x, sizeof(double), n, 0, self.mode, &a, &b)
+            _goertzel(x, sizeof(double), n, 0, a, b, &self.per_d[0], m, sh, NULL)
             for i in range(m):
                 total += sh[i]
             for i in range(m):   # a flat (all-zero) window shares equally
                 sh[i] = sh[i] / total if total > 0.0 else 1.0 / m
-        i = int(np.argmax(share))
-        reasons = [f"Goertzel strongest at {self.per_i[i]} bars (share {sh[i]:.2f})"]
-        counts = [] if pivots is None else _counts(pivots[0], pivots[1], current_bar, self.per_i,
-                                                   self.tolerance, self.anchors)
-        # counts are by period, most recent anchor first: the first of each period's group.
-        window = tuple([pc.period for pc in counts[::len(counts) // m] if pc.in_window]
-                       if counts else ())
-        if window:
-            pc = counts[0]
-            reasons.append(f"in the {'/'.join(map(str, window))}-bar window(s): {pc.bars_since} "
-                           f"bars since the {'high' if pc.anchor_kind > 0 else 'low'} at {pc.anchor_bar}")
-        dom = ht if isfinite(ht) else acp
-        if not isfinite(dom):
-            reasons.append("no dominant cycle yet: direction 0")
-        else:
-            cycles = min(2.0, floor(n / dom))
-            if cycles < 1.0:
-                reasons.append(f"window shorter than the {dom:.1f}-bar cycle: direction 0")
-            else:
-                lo = n - min(n, <Py_ssize_t>(cycles * dom + 0.5))
+        # np.argmax: the first maximum, or the first NaN.
+        o.top = 0
+        for i in range(1, m):
+            if sh[o.top] != sh[o.top]:
+                break
+            if not (sh[i] <= sh[o.top]):
+                o.top = i
+        o.top_share = sh[o.top]
+        # Counts: only the most recent anchor's window of each period enters the score.
+        o.window_mask = 0
+        o.n_window = 0
+        if has_pivots:
+            check_pivots(<const char*>piv_idx, npiv, sizeof(int64_t), <const char*>piv_kind, npiv, sizeof(int64_t),
+                         current_bar, self.anchors)
+            end = npiv
+            while end > 0 and piv_idx[end - 1] > current_bar:   # not yet confirmed at this bar
+                end -= 1
+            if end > 0:
+                o.anchor_bar, o.anchor_kind = piv_idx[end - 1], piv_kind[end - 1]
+                d = o.bars_since = current_bar - o.anchor_bar
+                for q in range(m):
+                    L = self.per_i[q]
+                    k = window_k(d, L, self.tolerance)
+                    if k * L - self.tolerance <= d <= k * L + self.tolerance:
+                        o.window_mask |= 1ULL << q
+                        o.n_window += 1
+        o.dom = o.hilbert if isfinite(o.hilbert) else o.acp
+        o.dom_state = 0
+        if isfinite(o.dom):
+            o.dom_state = 1
+            cycles = min(2.0, floor(n / o.dom))
+            if cycles >= 1.0:
+                o.dom_state = 2
+                lo = n - min(n, <Py_ssize_t>(cycles * o.dom + 0.5))
                 with nogil:
-                    _fit(closes, lo, 2, &a, &b)
-                    _goertzel(closes, lo, a, b, &dom, 1, &total, &ph)
+                    _fit(x, sizeof(double), n, lo, 2, &a, &b)
+                    _goertzel(x, sizeof(double), n, lo, a, b, &o.dom, 1, &total, &ph)
                 direction = -sin(ph)
-                reasons.append(f"phase {ph * 180.0 / M_PI:.0f} deg of the {dom:.1f}-bar cycle: "
-                               f"{'rising' if direction > 0 else 'falling'}")
+                o.phase = ph
+        o.direction = direction
         for i in range(self.acp.n_per):
             n_half += self.acp.pwr[i] >= 0.5
         conc = 0.0 if n_half == 0 else 1.0 - (n_half - 1) / <double>max(1, self.acp.n_per - 1)
-        if isfinite(ht) and isfinite(acp) and acp > 0:
-            agree = max(0.0, 1.0 - fabs(ht - acp) / (0.5 * acp))
-            reasons.append(f"Hilbert {ht:.1f} vs periodogram {acp:.1f} bars (agreement {agree:.2f})")
-        reasons.append(f"spectrum concentration {conc:.2f}")
-        confidence = min(1.0, max(0.0, 0.45 * conc + 0.35 * agree + 0.20 * len(window) / m))
-        return tuple.__new__(CycleState, (current_bar, ht, acp, power, self.periods, share, counts,
-                                           window, direction, confidence, reasons))
+        o.has_agree = isfinite(o.hilbert) and isfinite(o.acp) and o.acp > 0
+        if o.has_agree:
+            agree = max(0.0, 1.0 - fabs(o.hilbert - o.acp) / (0.5 * o.acp))
+        o.conc, o.agree = conc, agree
+        o.confidence = min(1.0, max(0.0, 0.45 * conc + 0.35 * agree + 0.20 * o.n_window / m))
+        return 0
+
+    cdef tuple window_of(self, const CycleOut* o):
+        return tuple([p for q, p in enumerate(self.periods) if o.window_mask >> q & 1])
+
+    cdef list reasons_of(self, const CycleOut* o):
+        """The reasons of an evaluation, from its numbers alone."""
+        reasons = [f"Goertzel strongest at {self.per_i[o.top]} bars (share {o.top_share:.2f})"]
+        if o.n_window:
+            reasons.append(f"in the {'/'.join(map(str, self.window_of(o)))}-bar window(s): {o.bars_since} "
+                           f"bars since the {'high' if o.anchor_kind > 0 else 'low'} at {o.anchor_bar}")
+        if o.dom_state == 0:
+            reasons.append("no dominant cycle yet: direction 0")
+        elif o.dom_state == 1:
+            reasons.append(f"window shorter than the {o.dom:.1f}-bar cycle: direction 0")
+        else:
+            reasons.append(f"phase {o.phase * 180.0 / M_PI:.0f} deg of the {o.dom:.1f}-bar cycle: "
+                           f"{'rising' if o.direction > 0 else 'falling'}")
+        if o.has_agree:
+            reasons.append(f"Hilbert {o.hilbert:.1f} vs periodogram {o.acp:.1f} bars (agreement {o.agree:.2f})")
+        reasons.append(f"spectrum concentration {o.conc:.2f}")
+        return reasons
+
+    def update(self, const double[:] closes, pivots, long long current_bar):
+        if closes.shape[0] < 2:
+            raise ValueError(f"closes has {closes.shape[0]} values, expected >= 2")
+        cdef const double[::1] c = closes if closes.strides[0] == sizeof(double) else np.ascontiguousarray(closes)
+        cdef const int64_t[::1] idx = None
+        cdef const int64_t[::1] kinds = None
+        if pivots is not None:
+            idx = np.ascontiguousarray(pivots[0], dtype=np.int64).reshape(-1)
+            kinds = np.ascontiguousarray(pivots[1], dtype=np.int64).reshape(-1)
+            if kinds.shape[0] != idx.shape[0]:
+                raise ValueError(f"pivot_kinds has {kinds.shape[0]} values, pivot_bar_indices {idx.shape[0]}")
+        cdef CycleOut o
+        self.step(&c[0], c.shape[0], &idx[0] if idx is not None and idx.shape[0] else NULL,
+                  &kinds[0] if kinds is not None and kinds.shape[0] else NULL,
+                  idx.shape[0] if idx is not None else 0, pivots is not None, current_bar, &o)
+        counts = [] if pivots is None else _counts(idx, kinds, current_bar, self.per_i, self.tolerance, self.anchors)
+        return tuple.__new__(CycleState, (current_bar, o.hilbert, o.acp, self.acp.power, self.periods,
+                                           np.array(self.share), counts, self.window_of(&o), o.direction,
+                                           o.confidence, self.reasons_of(&o)))

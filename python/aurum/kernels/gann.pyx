@@ -132,26 +132,7 @@ def square_price_time(double p_from, double b_from, double p_to, double b_to, do
 # ---------------------------------------------------------------------------------------------
 # C internals shared by the functions above and the engine
 
-# Same layout as WINDOW_DTYPE / PIVOT_DTYPE (checked below), so arrays move by memcpy and
-# pointer reads instead of one strided field view per column.
-cdef struct Win:
-    int64_t kind
-    int64_t pivot_index
-    double fraction
-    int64_t center
-    int64_t start
-    int64_t end
-    unsigned char active
-
-
-cdef struct PivotRec:
-    int64_t index
-    int64_t confirm
-    int64_t price_fp
-    double price
-    int64_t kind
-
-
+# Win and PivotRec (the layouts of WINDOW_DTYPE and PIVOT_DTYPE) are declared in gann.pxd.
 if sizeof(Win) != WINDOW_DTYPE.itemsize or sizeof(PivotRec) != PIVOT_DTYPE.itemsize:
     raise ImportError("WINDOW_DTYPE / PIVOT_DTYPE do not match their C structs")
 
@@ -263,22 +244,13 @@ cdef class GannEngine:
     * ``direction = L*s*cf*(0.5 + 0.3*T) + 0.2*a``; ``confidence = s*cf*(0.5 + 0.5*T)`` plus 0.1
       when the angle agrees (capped at 1), or ``0.1*(1 + T)*|a|`` without a level.
     """
-    cdef readonly double scale, tick_size, step_deg, near_ticks, cycle_days, tol_days, square_tolerance
-    cdef readonly int n_steps, n_pivots, cycle_bars, tol_bars, n_levels, decimal_shift
-    cdef double shift_mult
-    cdef double* lv
-    cdef double* merged
-    cdef int64_t* cnt
-    cdef Win* win
-    cdef Py_ssize_t lv_cap, win_cap
-    cdef object bars_dtype
-    cdef Py_ssize_t off_hi, off_lo, off_cl, off_ts
-
     def __cinit__(self, *args, **kwargs):
         self.lv = NULL
         self.merged = NULL
         self.cnt = NULL
         self.win = NULL
+        self.key = NULL
+        self.nkey = -1
 
     def __init__(self, double price_per_bar, *, double tick_size=0.10, int n_steps=8, double step_deg=45.0,
                  int decimal_shift=0, int n_pivots=4, int n_levels=8, double near_ticks=10.0, int cycle_bars=360, int tol_bars=2,
@@ -313,7 +285,8 @@ cdef class GannEngine:
         self.merged = <double*>malloc(self.lv_cap * sizeof(double))
         self.cnt = <int64_t*>malloc(self.lv_cap * sizeof(int64_t))
         self.win = <Win*>malloc(self.win_cap * sizeof(Win))
-        if self.lv == NULL or self.merged == NULL or self.cnt == NULL or self.win == NULL:
+        self.key = <double*>malloc(n_pivots * sizeof(double))
+        if self.lv == NULL or self.merged == NULL or self.cnt == NULL or self.win == NULL or self.key == NULL:
             raise MemoryError()
 
     def __dealloc__(self):
@@ -321,6 +294,7 @@ cdef class GannEngine:
         free(self.merged)
         free(self.cnt)
         free(self.win)
+        free(self.key)
 
     cdef cache_bar_offsets(self, dt):
         if dt.names is None:
@@ -335,6 +309,171 @@ cdef class GannEngine:
             offs.append(f[1])
         self.off_hi, self.off_lo, self.off_cl, self.off_ts = offs
         self.bars_dtype = dt
+
+    cdef bint levels_cached(self, const PivotRec* pv, Py_ssize_t k) noexcept:
+        cdef Py_ssize_t i
+        if k != self.nkey:
+            return False
+        for i in range(k):
+            if pv[i].price != self.key[i]:
+                return False
+        return True
+
+    cdef int step(self, const char* bp, Py_ssize_t nb, Py_ssize_t bstride, Py_ssize_t off_hi, Py_ssize_t off_lo,
+                  Py_ssize_t off_cl, Py_ssize_t off_ts, const PivotRec* pv, Py_ssize_t npv, double last_price,
+                  int64_t first_index, GannOut* o) except -1:
+        """``update`` without the Python objects: the numbers go to ``o``; the merged levels stay in
+        ``merged``/``cnt`` and the windows, unsorted, in ``win[:nw]`` until the next call. Bars are
+        ``nb`` records ``bstride`` bytes apart with int64 fields at the given byte offsets."""
+        if self.lv == NULL:
+            raise RuntimeError("GannEngine.__init__ was not called")
+        if not isfinite(last_price) or not (last_price > 0.0):
+            raise ValueError(f"last_price was {last_price}, expected a finite price > 0")
+        if nb <= 0:
+            raise ValueError("bars is empty")
+        cdef const char* last = bp + (nb - 1) * bstride
+        cdef int64_t now = first_index + nb - 1
+        cdef int64_t now_ts = (<const int64_t*>(last + off_ts))[0]
+        cdef double bar_low = (<const int64_t*>(last + off_lo))[0] * 1e-9
+        cdef double bar_high = (<const int64_t*>(last + off_hi))[0] * 1e-9
+        cdef double bar_close = (<const int64_t*>(last + off_cl))[0] * 1e-9
+        cdef Py_ssize_t p0 = npv - self.n_pivots if npv > self.n_pivots else 0, i, k, nl = 0, nw = 0
+        cdef double r, x, d = self.step_deg / 180.0, R
+        cdef int64_t b, tol_ns = llround(self.tol_days * NS_PER_DAY), cyc_ns = llround(self.cycle_days * NS_PER_DAY)
+        cdef int64_t c
+        for i in range(p0, npv):
+            if pv[i].index > now or not (pv[i].price > 0.0):
+                raise ValueError(f"pivots[{i}] (index {pv[i].index}, price {pv[i].price}) is after the last bar "
+                                 f"{now} or not a positive price")
+
+        # Square-of-Nine levels of each recent pivot, then merged into confluence clusters.
+        if not self.levels_cached(pv + p0, npv - p0):
+            for i in range(p0, npv):
+                r = sqrt(pv[i].price * self.shift_mult)
+                self.lv[nl] = pv[i].price
+                nl += 1
+                for k in range(1, self.n_steps + 1):
+                    x = r + k * d
+                    self.lv[nl] = x * x / self.shift_mult
+                    nl += 1
+                    x = r - k * d
+                    if x > 0.0:
+                        self.lv[nl] = x * x / self.shift_mult
+                        nl += 1
+            self.nm = merge_levels(self.lv, nl, self.tick_size, self.merged, self.cnt)
+            for i in range(p0, npv):
+                self.key[i - p0] = pv[i].price
+            self.nkey = npv - p0
+        cdef Py_ssize_t split = 0  # first merged level above price
+        while split < self.nm and self.merged[split] <= last_price:
+            split += 1
+        cdef Py_ssize_t ns = min(split, self.n_levels), nr = min(self.nm - split, self.n_levels)
+        o.split, o.ns, o.nr = split, ns, nr
+        o.nearest_support = self.merged[split - 1] if ns > 0 else NAN
+        o.nearest_resistance = self.merged[split] if nr > 0 else NAN
+
+        # Time: cycle fractions in bars and calendar days, and range squaring of each swing.
+        for i in range(p0, npv):
+            nw = add_cycle(self.win, nw, 0, pv[i].index, pv[i].index, now, self.cycle_bars, self.tol_bars)
+            b = pv[i].index - first_index
+            if cyc_ns > 0 and b >= 0:  # the pivot's timestamp is only known inside the window
+                nw = add_cycle(self.win, nw, 1, pv[i].index, (<const int64_t*>(bp + b * bstride + off_ts))[0],
+                               now_ts, cyc_ns, tol_ns)
+            R = fabs(pv[i].price - pv[i - 1].price) / self.scale if i > 0 else INFINITY
+            if R < 1e15:  # a swing needing more bars than that is no window, and would overflow
+                for k in range(2):
+                    c = pv[i - 1 + k].index + <int64_t>floor(R + 0.5)
+                    if c + self.tol_bars >= now:
+                        self.win[nw].kind = 2
+                        self.win[nw].pivot_index = pv[i].index
+                        self.win[nw].fraction = 1.0
+                        self.win[nw].center = c
+                        self.win[nw].start = c - self.tol_bars
+                        self.win[nw].end = c + self.tol_bars
+                        self.win[nw].active = c - self.tol_bars <= now
+                        nw += 1
+        self.nw = nw
+        cdef int n_active = 0
+        for i in range(nw):
+            n_active += self.win[i].active
+        o.n_active = n_active
+
+        cdef int a = 0, L = 0, T = 1 if n_active > 0 else 0
+        cdef double s = 0.0, cf = 0.0, near = self.near_ticks * self.tick_size, ds, dr, one, elapsed
+        cdef double angles[9]
+        o.squared_ratio = NAN
+        o.has_pivot = npv > 0
+        o.squared = False
+        o.bounce = False
+        o.level_count = 0
+        if npv > 0:
+            i = npv - 1
+            elapsed = <double>(now - pv[i].index)
+            fill_angles(angles, pv[i].price, <double>pv[i].index, <double>now, self.scale, 1 if pv[i].kind < 0 else -1)
+            one = angles[4]
+            o.one, o.pivot_price, o.pivot_index, o.pivot_kind = one, pv[i].price, pv[i].index, pv[i].kind
+            if pv[i].kind < 0:
+                a = 1 if last_price >= one else -1
+            else:
+                a = -1 if last_price <= one else 1
+            if elapsed > 0:
+                o.squared_ratio = fabs(last_price - pv[i].price) / self.scale / elapsed
+                if fabs(o.squared_ratio - 1.0) <= self.square_tolerance:
+                    T = 1
+                    o.squared = True
+
+        ds = last_price - o.nearest_support if ns > 0 else INFINITY
+        dr = o.nearest_resistance - last_price if nr > 0 else INFINITY
+        if ds <= near and ds < dr:
+            L = 1
+            o.level_count = self.cnt[split - 1]
+            cf = min(1.0, 0.5 + 0.25 * o.level_count)
+            if bar_low <= o.nearest_support and bar_close >= o.nearest_support:
+                s = 1.0
+                o.bounce = True
+            else:
+                s = 1.0 - ds / near
+        elif dr <= near and dr < ds:
+            L = -1
+            o.level_count = self.cnt[split]
+            cf = min(1.0, 0.5 + 0.25 * o.level_count)
+            if bar_high >= o.nearest_resistance and bar_close <= o.nearest_resistance:
+                s = 1.0
+                o.bounce = True
+            else:
+                s = 1.0 - dr / near
+        if L != 0:
+            o.direction = L * s * cf * (0.5 + 0.3 * T) + 0.2 * a
+            o.confidence = min(1.0, s * cf * (0.5 + 0.5 * T) + (0.1 if a == L else 0.0))
+        else:
+            o.direction = 0.2 * a
+            o.confidence = 0.1 * (1 + T) * abs(a)
+        o.a, o.L, o.T = a, L, T
+        return 0
+
+    cdef list reasons_of(self, const GannOut* o):
+        """The reasons of an evaluation, from its numbers alone."""
+        reasons = []
+        if o.has_pivot:
+            if o.pivot_kind < 0:
+                reasons.append(f"{'above' if o.a > 0 else 'below'} the 1x1 up from low {o.pivot_price:.2f} ({o.one:.2f})")
+            else:
+                reasons.append(f"{'below' if o.a < 0 else 'above'} the 1x1 down from high {o.pivot_price:.2f} ({o.one:.2f})")
+            if o.squared:
+                reasons.append(f"price and time squared from pivot at bar {o.pivot_index}")
+        if o.n_active > 0:
+            reasons.append(f"{o.n_active} time window(s) active")
+        if o.L == 1:
+            if o.bounce:
+                reasons.append(f"bounced off support {o.nearest_support:.2f} (x{o.level_count})")
+            else:
+                reasons.append(f"near support {o.nearest_support:.2f} (x{o.level_count})")
+        elif o.L == -1:
+            if o.bounce:
+                reasons.append(f"rejected at resistance {o.nearest_resistance:.2f} (x{o.level_count})")
+            else:
+                reasons.append(f"near resistance {o.nearest_resistance:.2f} (x{o.level_count})")
+        return reasons
 
     def update(self, bars, pivots, double last_price, int64_t first_index=0):
         """Evaluate at the last bar of ``bars`` (a bar-ring structured array or any mapping with
@@ -358,12 +497,9 @@ cdef class GannEngine:
                 barr[name] = c_
         if barr.dtype is not self.bars_dtype:
             self.cache_bar_offsets(barr.dtype)
-        cdef Py_ssize_t nb = barr.shape[0]
+        cdef Py_ssize_t nb = barr.shape[0], i
         if nb == 0:
             raise ValueError("bars is empty")
-        cdef char* bp = <char*>cnp.PyArray_DATA(barr)
-        cdef Py_ssize_t bstride = barr.strides[0]
-        cdef char* last = bp + (nb - 1) * bstride
         # Pivots: a contiguous PIVOT_DTYPE array is read in place; anything else is packed.
         cdef cnp.ndarray parr
         if (type(pivots) is np.ndarray and (pivots.dtype is PIVOT_DTYPE or pivots.dtype == PIVOT_DTYPE)
@@ -375,135 +511,37 @@ cdef class GannEngine:
             parr["index"], parr["price"], parr["kind"] = idx_, price_, kind_
         cdef const PivotRec* pv = <const PivotRec*>cnp.PyArray_DATA(parr)
         cdef Py_ssize_t npv = parr.shape[0]
-        cdef int64_t now = first_index + nb - 1
-        cdef int64_t now_ts = (<const int64_t*>(last + self.off_ts))[0]
-        cdef double bar_low = (<const int64_t*>(last + self.off_lo))[0] * 1e-9
-        cdef double bar_high = (<const int64_t*>(last + self.off_hi))[0] * 1e-9
-        cdef double bar_close = (<const int64_t*>(last + self.off_cl))[0] * 1e-9
-        cdef Py_ssize_t p0 = npv - self.n_pivots if npv > self.n_pivots else 0, i, k, nl = 0, nm, nw = 0
-        cdef double r, x, d = self.step_deg / 180.0, R
-        cdef int64_t b, tol_ns = llround(self.tol_days * NS_PER_DAY), cyc_ns = llround(self.cycle_days * NS_PER_DAY)
-        cdef int64_t c
-        for i in range(p0, npv):
-            if pv[i].index > now or not (pv[i].price > 0.0):
-                raise ValueError(f"pivots[{i}] (index {pv[i].index}, price {pv[i].price}) is after the last bar "
-                                 f"{now} or not a positive price")
+        cdef GannOut o
+        self.step(<const char*>cnp.PyArray_DATA(barr), nb, barr.strides[0], self.off_hi, self.off_lo, self.off_cl,
+                  self.off_ts, pv, npv, last_price, first_index, &o)
 
-        # Square-of-Nine levels of each recent pivot, then merged into confluence clusters.
-        for i in range(p0, npv):
-            r = sqrt(pv[i].price * self.shift_mult)
-            self.lv[nl] = pv[i].price
-            nl += 1
-            for k in range(1, self.n_steps + 1):
-                x = r + k * d
-                self.lv[nl] = x * x / self.shift_mult
-                nl += 1
-                x = r - k * d
-                if x > 0.0:
-                    self.lv[nl] = x * x / self.shift_mult
-                    nl += 1
-        nm = merge_levels(self.lv, nl, self.tick_size, self.merged, self.cnt)
-        cdef Py_ssize_t split = 0  # first merged level above price
-        while split < nm and self.merged[split] <= last_price:
-            split += 1
-        cdef Py_ssize_t ns = min(split, self.n_levels), nr = min(nm - split, self.n_levels)
-        sup = np.empty(ns, dtype=np.float64)
-        supc = np.empty(ns, dtype=np.int64)
-        res = np.empty(nr, dtype=np.float64)
-        resc = np.empty(nr, dtype=np.int64)
+        sup = np.empty(o.ns, dtype=np.float64)
+        supc = np.empty(o.ns, dtype=np.int64)
+        res = np.empty(o.nr, dtype=np.float64)
+        resc = np.empty(o.nr, dtype=np.int64)
         cdef double[:] vs = sup, vr = res
         cdef int64_t[:] cs = supc, cr = resc
-        for i in range(ns):
-            vs[i] = self.merged[split - 1 - i]
-            cs[i] = self.cnt[split - 1 - i]
-        for i in range(nr):
-            vr[i] = self.merged[split + i]
-            cr[i] = self.cnt[split + i]
-
-        # Time: cycle fractions in bars and calendar days, and range squaring of each swing.
-        for i in range(p0, npv):
-            nw = add_cycle(self.win, nw, 0, pv[i].index, pv[i].index, now, self.cycle_bars, self.tol_bars)
-            b = pv[i].index - first_index
-            if cyc_ns > 0 and b >= 0:  # the pivot's timestamp is only known inside the window
-                nw = add_cycle(self.win, nw, 1, pv[i].index, (<const int64_t*>(bp + b * bstride + self.off_ts))[0],
-                               now_ts, cyc_ns, tol_ns)
-            R = fabs(pv[i].price - pv[i - 1].price) / self.scale if i > 0 else INFINITY
-            if R < 1e15:  # a swing needing more bars than that is no window, and would overflow
-                for k in range(2):
-                    c = pv[i - 1 + k].index + <int64_t>floor(R + 0.5)
-                    if c + self.tol_bars >= now:
-                        self.win[nw].kind = 2
-                        self.win[nw].pivot_index = pv[i].index
-                        self.win[nw].fraction = 1.0
-                        self.win[nw].center = c
-                        self.win[nw].start = c - self.tol_bars
-                        self.win[nw].end = c + self.tol_bars
-                        self.win[nw].active = c - self.tol_bars <= now
-                        nw += 1
-        windows = windows_array(self.win, nw)
-        cdef int n_active = 0
-        for i in range(nw):
-            n_active += self.win[i].active
-
+        for i in range(o.ns):
+            vs[i] = self.merged[o.split - 1 - i]
+            cs[i] = self.cnt[o.split - 1 - i]
+        for i in range(o.nr):
+            vr[i] = self.merged[o.split + i]
+            cr[i] = self.cnt[o.split + i]
         cdef GannState st = GannState.__new__(GannState)
         st.supports, st.support_counts, st.resistances, st.resistance_counts = sup, supc, res, resc
-        st.nearest_support = vs[0] if ns > 0 else NAN
-        st.nearest_resistance = vr[0] if nr > 0 else NAN
-        st.windows = windows
-        st.active_windows = n_active
-        reasons = []
-        cdef int a = 0, L = 0, T = 1 if n_active > 0 else 0
-        cdef double s = 0.0, cf = 0.0, near = self.near_ticks * self.tick_size, ds, dr, one, elapsed
-        st.squared_ratio = NAN
+        st.nearest_support = o.nearest_support
+        st.nearest_resistance = o.nearest_resistance
+        st.windows = windows_array(self.win, self.nw)
+        st.active_windows = o.n_active
         if npv > 0:
-            i = npv - 1
-            elapsed = <double>(now - pv[i].index)
             angles = np.empty(9, dtype=np.float64)
-            fill_angles(<double*>cnp.PyArray_DATA(angles), pv[i].price, <double>pv[i].index, <double>now,
-                        self.scale, 1 if pv[i].kind < 0 else -1)
+            fill_angles(<double*>cnp.PyArray_DATA(angles), pv[npv - 1].price, <double>pv[npv - 1].index,
+                        <double>(first_index + nb - 1), self.scale, 1 if pv[npv - 1].kind < 0 else -1)
             st.angles = angles
-            one = (<double*>cnp.PyArray_DATA(angles))[4]
-            if pv[i].kind < 0:
-                a = 1 if last_price >= one else -1
-                reasons.append(f"{'above' if a > 0 else 'below'} the 1x1 up from low {pv[i].price:.2f} ({one:.2f})")
-            else:
-                a = -1 if last_price <= one else 1
-                reasons.append(f"{'below' if a < 0 else 'above'} the 1x1 down from high {pv[i].price:.2f} ({one:.2f})")
-            if elapsed > 0:
-                st.squared_ratio = fabs(last_price - pv[i].price) / self.scale / elapsed
-                if fabs(st.squared_ratio - 1.0) <= self.square_tolerance:
-                    T = 1
-                    reasons.append(f"price and time squared from pivot at bar {pv[i].index}")
         else:
             st.angles = np.full(9, NAN)
-        if n_active > 0:
-            reasons.append(f"{n_active} time window(s) active")
-
-        ds = last_price - st.nearest_support if ns > 0 else INFINITY
-        dr = st.nearest_resistance - last_price if nr > 0 else INFINITY
-        if ds <= near and ds < dr:
-            L = 1
-            cf = min(1.0, 0.5 + 0.25 * cs[0])
-            if bar_low <= st.nearest_support and bar_close >= st.nearest_support:
-                s = 1.0
-                reasons.append(f"bounced off support {st.nearest_support:.2f} (x{cs[0]})")
-            else:
-                s = 1.0 - ds / near
-                reasons.append(f"near support {st.nearest_support:.2f} (x{cs[0]})")
-        elif dr <= near and dr < ds:
-            L = -1
-            cf = min(1.0, 0.5 + 0.25 * cr[0])
-            if bar_high >= st.nearest_resistance and bar_close <= st.nearest_resistance:
-                s = 1.0
-                reasons.append(f"rejected at resistance {st.nearest_resistance:.2f} (x{cr[0]})")
-            else:
-                s = 1.0 - dr / near
-                reasons.append(f"near resistance {st.nearest_resistance:.2f} (x{cr[0]})")
-        if L != 0:
-            st.direction = L * s * cf * (0.5 + 0.3 * T) + 0.2 * a
-            st.confidence = min(1.0, s * cf * (0.5 + 0.5 * T) + (0.1 if a == L else 0.0))
-        else:
-            st.direction = 0.2 * a
-            st.confidence = 0.1 * (1 + T) * abs(a)
-        st.reasons = reasons
+        st.squared_ratio = o.squared_ratio
+        st.direction = o.direction
+        st.confidence = o.confidence
+        st.reasons = self.reasons_of(&o)
         return st

@@ -44,31 +44,9 @@ PIVOT_DTYPE = np.dtype(
 )
 
 
-# Same layout as PIVOT_DTYPE (checked at import), so results leave by one memcpy.
-cdef struct Pivot:
-    int64_t index
-    int64_t confirm
-    int64_t price_fp
-    double price
-    int64_t kind
-
+# Pivot (same layout as PIVOT_DTYPE) and the ZZ state are declared in pivots.pxd.
 if PIVOT_DTYPE.itemsize != sizeof(Pivot) or not PIVOT_DTYPE.isnative:
     raise ImportError("PIVOT_DTYPE does not match the C Pivot struct")
-
-
-cdef struct ZZ:
-    int dir                 # 0 before the first pivot, +1 seeking a high, -1 seeking a low
-    int64_t n               # bars seen
-    int64_t hi, hi_idx      # high candidate (dir 0 / +1)
-    int64_t lo, lo_idx      # low candidate (dir 0 / -1)
-    # Bars after the candidate extreme, needed to pick the opposite candidate on a switch: with a
-    # per-bar threshold (ATR) that extreme may sit before the confirming bar.
-    int64_t* bh
-    int64_t* bl
-    int64_t buf_first       # absolute index of bh[0]
-    Py_ssize_t blen, bcap
-    Pivot* piv
-    Py_ssize_t npiv, pcap
 
 
 cdef int zz_init(ZZ* s) except -1:
@@ -330,12 +308,6 @@ cdef class PivotTracker:
     Exactly one of ``threshold_ticks`` (fixed threshold ``threshold_ticks * tick_size``) or
     ``atr_mult`` (threshold ``atr_mult * atr`` with the ``atr`` passed to ``update``) is set.
     """
-    cdef ZZ s
-    cdef bint use_atr
-    cdef double fixed_thr
-    cdef readonly double atr_mult
-    cdef readonly double tick_size
-
     def __cinit__(self, threshold_ticks=None, atr_mult=None, double tick_size=0.10):
         zz_init(&self.s)
 
