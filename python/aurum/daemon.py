@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aurum import _native
 from aurum.apikey import ApiKey
 from aurum.config import Config, ConfigError, load_config
@@ -150,7 +152,10 @@ class Daemon:
             degraded = None if self.source == "databento" else f"{self.source} fallback"
             # Staleness is a wall-clock question; on a data-clock feed the watchdog covers it.
             judge = now_ns if self.cfg.feed.clock == "wall" else 0
-            for sig in self.decision.on_bars(batch.records.copy(), now_ns=judge, feed_degraded=degraded):
+            # A snapshot of the bars before the next feed overwrites the ring: one bytes copy
+            # (0.7 us) rather than numpy's field-by-field structured copy (7 us).
+            bars = np.frombuffer(batch.records.tobytes(), dtype=batch.records.dtype)
+            for sig in self.decision.on_bars(bars, now_ns=judge, feed_degraded=degraded):
                 self._publish(sig, ts_out)
                 published += 1
             # The engine keeps every signal for replay reports; a daemon running for weeks
