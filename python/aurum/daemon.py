@@ -228,9 +228,11 @@ class Daemon:
         z = z[(z["instrument_id"] == iid) & (z["state"] != ZONE_BROKEN)]
         if len(z) > MAX_SHM_ZONES:
             z = z[(-z["strength"]).argsort(kind="stable")[:MAX_SHM_ZONES]]
-        return [{"price": int(r["price"]) * 1e-9, "volume": min(int(r["volume"]), 0xFFFFFFFF),
-                 "strength": float(r["strength"]), "side": chr(int(r["side"])), "kind": int(r["kind"]),
-                 "state": int(r["state"])} for r in z]
+        # Column-wise: per-row access to a structured numpy array costs ~1.5 us a field.
+        cols = zip((z["price"] * 1e-9).tolist(), np.minimum(z["volume"], 0xFFFFFFFF).tolist(), z["strength"].tolist(),
+                   z["side"].tolist(), z["kind"].tolist(), z["state"].tolist())
+        return [{"price": px, "volume": vol, "strength": st, "side": chr(sd), "kind": k, "state": zs}
+                for px, vol, st, sd, k, zs in cols]
 
     # --- reload and stop ---------------------------------------------------------------------
 

@@ -120,8 +120,10 @@ class DecisionEngine:
         # Broken zones defend nothing; far ones cannot be a stop or a first target.
         live = zones[(zones["state"] != 3) & (np.abs(zones["price"] - price) <= span_ticks * tick)]
         src = {1: "iceberg zone", 2: "absorption zone"}
-        return [Level(float(r["price"]) * SCALE, chr(r["side"]), src.get(int(r["kind"]), "zone"), float(r["strength"]))
-                for r in live]
+        # Column-wise: per-row field access on a structured array costs ~1.5 us a field.
+        return [Level(px * SCALE, chr(sd), src.get(k, "zone"), st) for px, sd, k, st in
+                zip(live["price"].astype(float).tolist(), live["side"].tolist(), live["kind"].tolist(),
+                    live["strength"].tolist())]
 
     def pillars_report(self) -> dict[str, Any]:
         return {str(iid): s.as_dict() for iid, s in sorted(self.last_score.items())}
