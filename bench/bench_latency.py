@@ -216,8 +216,8 @@ def run(args: argparse.Namespace) -> str:
         "",
         f"`python bench/bench_latency.py --duration {args.duration:g} --rate {args.rate:g} "
         f"--poll-sleep-us {args.poll_sleep_us:g}`; "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}. Gateway, daemon and a spinning consumer "
-        "share the machine. Simulated GC MBO session "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}. Gateway, daemon and the consumer "
+        f"({'spinning' if not args.poll_sleep_us else f'sleeping {args.poll_sleep_us:g} us when idle'}) share the machine. Simulated GC MBO session "
         f"({len(src):,} records, looped), paced at {speed:.1f}x real time; bars of {bar_s} data-seconds "
         "(about 10 bar closes per wall second), loose signal thresholds so most closes publish.",
         "",
