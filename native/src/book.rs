@@ -3,15 +3,15 @@
 //! (the pipeline tracks those). Also the MBP-10 book as sent in MBP-10 records.
 //!
 //! Layout, chosen for a hot path with no steady-state allocation:
-//! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash map;
+//! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash table
+//!   (`order_index.rs`);
 //! - each price level keeps a doubly linked FIFO of slab indices, so queue position is
 //!   exact and a cancel is O(1);
 //! - levels per side live in a `LevelStore` (a tick ladder; see `levels.rs`), and each
 //!   order caches its level slot, so most updates need no search at all.
 
-use rustc_hash::FxHashMap;
-
 use crate::levels::{Level, LevelStore, NIL};
+use crate::order_index::{OrderIndex, Probe};
 
 pub const UNDEF_PRICE: i64 = i64::MAX;
 
@@ -81,7 +81,7 @@ struct Order {
 pub struct L3Book {
     orders: Vec<Order>,
     free: Vec<u32>,
-    index: FxHashMap<u64, u32>,
+    index: OrderIndex,
     bids: LevelStore,
     asks: LevelStore,
     pub anomalies: Anomalies,
@@ -99,12 +99,10 @@ impl L3Book {
     }
 
     pub fn with_capacity(orders: usize) -> Self {
-        let mut index = FxHashMap::default();
-        index.reserve(orders);
         Self {
             orders: Vec::with_capacity(orders),
             free: Vec::with_capacity(orders),
-            index,
+            index: OrderIndex::with_capacity(orders),
             bids: LevelStore::new(true),
             asks: LevelStore::new(false),
             anomalies: Anomalies::default(),
@@ -137,16 +135,25 @@ impl L3Book {
             self.anomalies.bad_price += 1;
             return;
         }
-        if let Some(&idx) = self.index.get(&order_id) {
-            self.anomalies.duplicate_add += 1;
-            self.remove_order(idx);
+        self.index.reserve_one();
+        match self.index.probe(order_id) {
+            Probe::Found(_, idx) => {
+                // The old order leaves its queue; its slab entry carries the new one.
+                self.anomalies.duplicate_add += 1;
+                self.unlink(idx);
+                self.link(idx, order_id, is_bid, price, size);
+            }
+            Probe::Vacant(pos) => {
+                let idx = self.alloc();
+                self.link(idx, order_id, is_bid, price, size);
+                self.index.fill(pos, order_id, idx);
+            }
         }
-        self.insert_order(order_id, is_bid, price, size);
     }
 
     /// `size` is the quantity removed (Databento C semantics).
     pub fn cancel(&mut self, order_id: u64, size: u32) {
-        let Some(&idx) = self.index.get(&order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id) else {
             self.anomalies.cancel_unknown += 1;
             return;
         };
@@ -155,7 +162,7 @@ impl L3Book {
             if size > o.size {
                 self.anomalies.over_cancel += 1;
             }
-            self.remove_order(idx);
+            self.remove_order(pos, idx);
         } else {
             self.orders[idx as usize].size = o.size - size;
             if let Some(slot) = self.slot_of(idx) {
@@ -167,7 +174,7 @@ impl L3Book {
     /// CME priority: a price change or a size increase sends the order to the back of the
     /// queue; a size decrease keeps its place. An unknown order id is treated as an add.
     pub fn modify(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let Some(&idx) = self.index.get(&order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id) else {
             self.anomalies.modify_unknown += 1;
             if size > 0 {
                 self.add(order_id, side, price, size);
@@ -176,13 +183,15 @@ impl L3Book {
         };
         let o = self.orders[idx as usize];
         if size == 0 {
-            self.remove_order(idx);
+            self.remove_order(pos, idx);
         } else if price != o.price || size > o.size {
-            self.remove_order(idx);
             if price == UNDEF_PRICE {
                 self.anomalies.bad_price += 1;
+                self.remove_order(pos, idx);
             } else {
-                self.insert_order(order_id, o.is_bid, price, size);
+                // Same id, same slab entry: only its place in the queues changes.
+                self.unlink(idx);
+                self.link(idx, order_id, o.is_bid, price, size);
             }
         } else {
             self.orders[idx as usize].size = size;
@@ -227,7 +236,7 @@ impl L3Book {
 
     #[inline]
     pub fn order(&self, order_id: u64) -> Option<OrderView> {
-        let &idx = self.index.get(&order_id)?;
+        let idx = self.index.get(order_id)?;
         let o = &self.orders[idx as usize];
         Some(OrderView { price: o.price, size: o.size, add_size: o.add_size, side: if o.is_bid { b'B' } else { b'A' } })
     }
@@ -239,7 +248,7 @@ impl L3Book {
     }
 
     pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
-        let &idx = self.index.get(&order_id)?;
+        let idx = self.index.get(order_id)?;
         let o = self.orders[idx as usize];
         // Walk back from the order to the head: no level lookup needed.
         let (mut ahead, mut size_ahead) = (0u32, 0u64);
@@ -302,19 +311,25 @@ impl L3Book {
         Some(slot)
     }
 
-    fn insert_order(&mut self, order_id: u64, is_bid: bool, price: i64, size: u32) {
+    /// A free slab entry for a new order.
+    #[inline]
+    fn alloc(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.orders.push(Order { id: 0, price: 0, size: 0, add_size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid: false });
+                (self.orders.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Writes the order into slab entry `idx` and appends it to the queue at `price`.
+    fn link(&mut self, idx: u32, order_id: u64, is_bid: bool, price: i64, size: u32) {
         let store = if is_bid { &mut self.bids } else { &mut self.asks };
         let slot = store.slot_for(price);
         let generation = store.generation();
         let level = store.level_mut(slot);
         let old_tail = level.tail;
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.orders.push(Order { id: 0, price: 0, size: 0, add_size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid });
-                (self.orders.len() - 1) as u32
-            }
-        };
         level.size += size as u64;
         level.count += 1;
         level.tail = idx;
@@ -326,14 +341,13 @@ impl L3Book {
             self.orders[old_tail as usize].next = idx;
         }
         self.orders[idx as usize] = Order { id: order_id, price, size, add_size: size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
-        self.index.insert(order_id, idx);
     }
 
-    fn remove_order(&mut self, idx: u32) {
+    /// Takes the order at slab entry `idx` out of its queue and level (the entry and its
+    /// index slot stay).
+    fn unlink(&mut self, idx: u32) {
         let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
-        self.index.remove(&o.id);
-        self.free.push(idx);
         if o.prev != NIL {
             self.orders[o.prev as usize].next = o.next;
         }
@@ -354,6 +368,13 @@ impl L3Book {
         if level.count == 0 {
             store.vacated(slot);
         }
+    }
+
+    /// Removes the order whose index slot is `pos` and slab entry `idx`.
+    fn remove_order(&mut self, pos: usize, idx: u32) {
+        self.unlink(idx);
+        self.index.remove_at(pos);
+        self.free.push(idx);
     }
 }
 
