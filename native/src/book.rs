@@ -84,6 +84,9 @@ pub struct L3Book {
     index: OrderIndex,
     bids: LevelStore,
     asks: LevelStore,
+    /// A best level changed (or may have) since `take_top_dirty` last ran: most events
+    /// touch only deeper levels, and then the top need not be read and compared.
+    top_dirty: bool,
     pub anomalies: Anomalies,
 }
 
@@ -105,6 +108,7 @@ impl L3Book {
             index: OrderIndex::with_capacity(orders),
             bids: LevelStore::new(true),
             asks: LevelStore::new(false),
+            top_dirty: true,
             anomalies: Anomalies::default(),
         }
     }
@@ -120,6 +124,14 @@ impl L3Book {
         self.index.clear();
         self.bids.clear();
         self.asks.clear();
+        self.top_dirty = true;
+    }
+
+    /// True if `top()` may differ from what it was at the previous call (true at first).
+    /// Resets the flag.
+    #[inline]
+    pub fn take_top_dirty(&mut self) -> bool {
+        std::mem::replace(&mut self.top_dirty, false)
     }
 
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
@@ -165,9 +177,7 @@ impl L3Book {
             self.remove_order(pos, idx);
         } else {
             self.orders[idx as usize].size = o.size - size;
-            if let Some(slot) = self.slot_of(idx) {
-                self.store(o.is_bid).level_mut(slot).size -= size as u64;
-            }
+            self.reduce_level(idx, o.is_bid, size);
         }
     }
 
@@ -195,9 +205,7 @@ impl L3Book {
             }
         } else {
             self.orders[idx as usize].size = size;
-            if let Some(slot) = self.slot_of(idx) {
-                self.store(o.is_bid).level_mut(slot).size -= (o.size - size) as u64;
-            }
+            self.reduce_level(idx, o.is_bid, o.size - size);
         }
     }
 
@@ -284,12 +292,13 @@ impl L3Book {
         self.bids.is_ladder() && self.asks.is_ladder()
     }
 
+    /// An order at slab entry `idx` shrank by `by` lots in place.
     #[inline]
-    fn store(&mut self, is_bid: bool) -> &mut LevelStore {
-        if is_bid {
-            &mut self.bids
-        } else {
-            &mut self.asks
+    fn reduce_level(&mut self, idx: u32, is_bid: bool, by: u32) {
+        if let Some(slot) = self.slot_of(idx) {
+            let store = if is_bid { &mut self.bids } else { &mut self.asks };
+            store.level_mut(slot).size -= by as u64;
+            self.top_dirty |= store.is_best(slot);
         }
     }
 
@@ -340,6 +349,7 @@ impl L3Book {
         } else {
             self.orders[old_tail as usize].next = idx;
         }
+        self.top_dirty |= store.is_best(slot);
         self.orders[idx as usize] = Order { id: order_id, price, size, add_size: size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
     }
 
@@ -365,7 +375,9 @@ impl L3Book {
         }
         level.size -= o.size as u64;
         level.count -= 1;
-        if level.count == 0 {
+        let emptied = level.count == 0;
+        self.top_dirty |= store.is_best(slot);
+        if emptied {
             store.vacated(slot);
         }
     }
@@ -548,6 +560,7 @@ mod tests {
         };
         let mut b = L3Book::new();
         let mut model: Vec<(u64, u8, i64, u32)> = Vec::new();
+        let mut last_top = b.top();
         for step in 0..20_000u64 {
             let r = next();
             let side = if r & 1 == 0 { b'B' } else { b'A' };
@@ -583,6 +596,10 @@ mod tests {
                 }
                 _ => {}
             }
+            // A clean flag promises an unchanged top.
+            let dirty = b.take_top_dirty();
+            assert!(dirty || b.top() == last_top, "step {step}: top changed without the flag");
+            last_top = b.top();
         }
         for (id, s, p, _) in model.iter().take(200) {
             let ahead: Vec<_> = model

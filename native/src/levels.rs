@@ -141,6 +141,15 @@ impl LevelStore {
         }
     }
 
+    /// `slot` holds the best level (only meaningful for an occupied slot).
+    #[inline]
+    pub fn is_best(&self, slot: usize) -> bool {
+        match self {
+            LevelStore::Ladder(l) => l.best == slot,
+            LevelStore::Sorted(s) => slot + 1 == s.levels.len(),
+        }
+    }
+
     /// Calls `f` on up to `depth` non-empty levels, best first.
     pub fn for_each_best_first(&self, depth: usize, f: impl FnMut(&Level)) {
         match self {

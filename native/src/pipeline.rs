@@ -350,8 +350,11 @@ impl State {
                 inst.engines.on_mbo_event_end(&self.cfg.engines, m.hd.ts_event, m.ts_recv, &mut self.engine_out);
                 inst.engines.on_last(m.flags.raw(), m.ts_recv);
             }
-            let top = mbo.book.top();
-            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
+            // An untouched top equals `last_top` (published from this book, the best source).
+            if mbo.book.take_top_dirty() {
+                let top = mbo.book.top();
+                self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
+            }
         }
     }
 
