@@ -25,11 +25,11 @@
 //! a hash map reserved for the table's capacity.
 
 use dbn::MboMsg;
-use rustc_hash::FxHashMap;
 
 use super::records::{
     IcebergRec, ICEBERG_ACTIVE, ICEBERG_CANCELLED, ICEBERG_FILLED, ICEBERG_NATIVE, ICEBERG_SYNTHETIC, ZONE_ACTIVE, ZONE_ICEBERG,
 };
+use super::active_index::ActiveIndex;
 use super::table::Table;
 use super::zones::ZoneTable;
 use super::Outputs;
@@ -77,15 +77,13 @@ pub struct IcebergTable {
     pub rows: Table<IcebergRec>,
     /// Rows that could not be stored because the table was full.
     pub dropped: u64,
-    active: FxHashMap<(u32, u64), u32>,
+    active: ActiveIndex,
 }
 
 impl IcebergTable {
     pub fn new(capacity: usize) -> Self {
-        let mut active = FxHashMap::default();
         // Never more active natives than rows, so the index never reallocates.
-        active.reserve(capacity.max(1));
-        Self { rows: Table::new(capacity), dropped: 0, active }
+        Self { rows: Table::new(capacity), dropped: 0, active: ActiveIndex::with_capacity(capacity.max(1)) }
     }
 
     /// Forgets every row (a new session); capacity is kept.
@@ -107,7 +105,7 @@ impl IcebergTable {
                     if r.kind == ICEBERG_NATIVE && r.state == ICEBERG_ACTIVE {
                         // A snapshot with two live rows for one order: the later row wins and
                         // the earlier is closed, or it would stay ACTIVE with nothing to end it.
-                        if let Some(prev) = self.active.insert((r.instrument_id, r.order_id), i) {
+                        if let Some(prev) = self.active.insert(r.instrument_id, r.order_id, i) {
                             if let Some(p) = self.rows.get_mut(prev) {
                                 p.state = ICEBERG_CANCELLED;
                             }
@@ -123,14 +121,11 @@ impl IcebergTable {
     /// Row of the ACTIVE native iceberg with this order id, if any.
     #[inline]
     fn find_active(&self, instrument_id: u32, order_id: u64) -> Option<u32> {
-        if self.active.is_empty() {
-            return None;
-        }
-        self.active.get(&(instrument_id, order_id)).copied()
+        self.active.get(instrument_id, order_id)
     }
 
     fn end_native(&mut self, instrument_id: u32, order_id: u64, idx: u32, state: u8, ts: u64) {
-        self.active.remove(&(instrument_id, order_id));
+        self.active.remove(instrument_id, order_id);
         if let Some(r) = self.rows.get_mut(idx) {
             r.state = state;
             r.last_ts = ts;
@@ -461,7 +456,7 @@ impl IcebergDetector {
                     tbl.dropped += 1;
                     return;
                 };
-                tbl.active.insert((inst, t.order_id), i);
+                tbl.active.insert(inst, t.order_id, i);
                 (i, true)
             }
         };
