@@ -9,7 +9,7 @@
 use std::fmt;
 
 use dbn::decode::dbn::fsm::{DbnFsm, ProcessResult};
-use dbn::{Metadata, RType, RecordRef, VersionUpgradePolicy};
+use dbn::{Metadata, RType, RecordHeader, RecordRef, VersionUpgradePolicy};
 
 /// Larger metadata is treated as corruption rather than buffered (the crate would grow its
 /// buffer to whatever the header claims, up to 4 GiB).
@@ -55,6 +55,9 @@ pub struct StreamDecoder {
     /// each byte is scanned once however large the chunk: rescanning the whole buffer per
     /// batch made one big chunk quadratic.
     checked_to: u64,
+    /// DBN version from the prelude (0 until seen). Only v3 input, which needs no upgrade,
+    /// may be decoded straight from the caller's chunk.
+    input_version: u8,
 }
 
 impl StreamDecoder {
@@ -67,6 +70,7 @@ impl StreamDecoder {
             unknown_rtypes: 0,
             failed: None,
             checked_to: 0,
+            input_version: 0,
         }
     }
 
@@ -94,6 +98,7 @@ impl StreamDecoder {
         self.metadata = None;
         self.failed = None;
         self.checked_to = 0;
+        self.input_version = 0;
     }
 
     /// Bytes buffered but not yet decoded: the start of a record (or of the metadata) that
@@ -108,10 +113,40 @@ impl StreamDecoder {
         self.fed - self.fsm.data().len() as u64
     }
 
-    /// Copies `chunk` into the decoder and hands every complete record to `on_record`.
-    /// Returns the number of records handed over.
-    pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], on_record: F) -> Result<u64, DecodeError> {
+    /// Hands every complete record in `chunk` to `on_record`; bytes of a record the chunk
+    /// does not complete are kept for the next call. Returns the number of records handed
+    /// over.
+    pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], mut on_record: F) -> Result<u64, DecodeError> {
         self.check_usable()?;
+        if self.metadata.is_none() || self.input_version != DIRECT_VERSION {
+            return self.feed_copied(chunk, on_record);
+        }
+        let mut rest = chunk;
+        let mut count = 0;
+        let pending = self.fsm.data().len();
+        if pending > 0 {
+            // First complete the record whose start the state machine holds.
+            let len = self.fsm.data()[0] as usize * 4;
+            let need = len.saturating_sub(pending).min(rest.len());
+            count += self.feed_copied(&rest[..need], &mut on_record)?;
+            rest = &rest[need..];
+            if !self.fsm.data().is_empty() {
+                return Ok(count + self.feed_copied(rest, on_record)?);
+            }
+        }
+        let direct = decode_direct(rest, self.strict, &mut self.unknown_rtypes, &mut on_record);
+        self.fed += direct.bytes as u64;
+        count += direct.records;
+        // A partial record at the end, or one the direct loop leaves to the state machine
+        // (bad length, unknown rtype in strict mode, misaligned chunk) and its errors.
+        Ok(count + self.feed_copied(&rest[direct.bytes..], on_record)?)
+    }
+
+    /// The state machine's path: copies `chunk` into its buffer, then frames records there.
+    fn feed_copied<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], on_record: F) -> Result<u64, DecodeError> {
+        if chunk.is_empty() {
+            return Ok(0);
+        }
         self.fsm.write_all(chunk);
         self.fed += chunk.len() as u64;
         self.drain(on_record)
@@ -277,6 +312,9 @@ impl StreamDecoder {
                 err = Some((DecodeErrorKind::BadMetadata, format!("metadata length {len} exceeds the {MAX_METADATA_LEN}-byte limit")));
             }
         }
+        if n >= 4 {
+            self.input_version = data[3];
+        }
         match err {
             Some((kind, message)) => {
                 let offset = self.unconsumed_offset();
@@ -285,6 +323,58 @@ impl StreamDecoder {
             None => Ok(()),
         }
     }
+}
+
+/// The input version decoded straight from the caller's chunks (the live format; older
+/// versions need the state machine's per-record upgrade).
+const DIRECT_VERSION: u8 = 3;
+const HEADER_LEN: usize = std::mem::size_of::<RecordHeader>();
+
+struct Direct {
+    bytes: usize,
+    records: u64,
+}
+
+/// Frames whole records straight out of `chunk` (which starts at a record boundary),
+/// without copying it into the state machine: the copy, and the state machine's own
+/// framing pass, cost about as much as the rest of decoding. Stops at the first record it
+/// leaves to the state machine: one the chunk does not complete, a length that is too short
+/// or not a multiple of 8, or, in strict mode, an unknown rtype (the state machine's path
+/// reports those with their offsets). Unknown rtypes are otherwise counted and skipped, as
+/// there. Does nothing unless the chunk is 8-byte aligned.
+#[inline]
+fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
+    let mut d = Direct { bytes: 0, records: 0 };
+    if chunk.as_ptr().align_offset(std::mem::align_of::<RecordHeader>()) != 0 {
+        return d;
+    }
+    while let Some(rest) = chunk.get(d.bytes..).filter(|r| r.len() >= HEADER_LEN) {
+        let len = rest[0] as usize * RecordHeader::LENGTH_MULTIPLIER;
+        if len < HEADER_LEN || len % 8 != 0 || len > rest.len() {
+            break;
+        }
+        if RType::try_from(rest[1]).is_err() {
+            if strict {
+                break;
+            }
+            *unknown += 1;
+        } else {
+            // SAFETY: `RecordRef::new` needs a buffer that starts with a valid record header
+            // and holds the whole record. `rest` starts at a record boundary (the chunk
+            // does, and `bytes` advances by whole records), is 8-byte aligned (the chunk is,
+            // and every length is a multiple of 8), which is `RecordHeader`'s alignment, and
+            // holds at least `len >= size_of::<RecordHeader>()` bytes, `len` being the
+            // header's own record length. Every bit pattern is a valid `RecordHeader` (plain
+            // integers). Readers cast the rest only through `try_get`, which checks the
+            // rtype and that `len` covers the record type. These are the checks the state
+            // machine makes before it builds the same references into its own buffer.
+            let rec = unsafe { RecordRef::new(&rest[..len]) };
+            on_record(rec);
+            d.records += 1;
+        }
+        d.bytes += len;
+    }
+    d
 }
 
 fn build_fsm() -> DbnFsm {
@@ -376,6 +466,84 @@ pub(crate) mod tests {
         }
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
         assert_eq!(decode_all(&singles).unwrap(), 5);
+    }
+
+    /// What a decode produced: each record's (rtype, ts_event, length), then the unknown
+    /// rtype count and the first error's kind and offset.
+    type Trace = (Vec<(u8, u64, usize)>, u64, Option<(DecodeErrorKind, u64)>);
+
+    /// Decodes `bytes` in chunks of `chunk` bytes (the metadata alone first, so every
+    /// record chunk may take the direct path), through `feed` or, as the reference, through
+    /// `feed_with`, which always frames in the state machine's buffer.
+    fn trace(bytes: &[u8], chunk: usize, strict: bool, copied: bool) -> Trace {
+        let mut d = StreamDecoder::new(strict);
+        let mut recs = Vec::new();
+        let mut err = None;
+        let split = metadata_bytes().len().min(bytes.len());
+        for c in std::iter::once(&bytes[..split]).chain(bytes[split..].chunks(chunk)) {
+            let mut on = |r: RecordRef<'_>| recs.push((r.header().rtype, r.header().ts_event, r.header().record_size()));
+            let r = if copied {
+                d.feed_with(|buf| Ok(c.len()).inspect(|&n| buf[..n].copy_from_slice(c)), &mut on).map(|(_, n)| n)
+            } else {
+                d.feed(c, &mut on)
+            };
+            if let Err(e) = r {
+                err = Some((e.kind, e.offset));
+                break;
+            }
+        }
+        if err.is_none() {
+            err = d.finish().err().map(|e| (e.kind, e.offset));
+        }
+        (recs, d.unknown_rtypes(), err)
+    }
+
+    /// The direct path (records framed in the caller's chunk) and the state machine's path
+    /// agree on records, counts, and the kind and offset of errors, for every chunk size
+    /// and alignment; before a bad record the direct path hands over every good one.
+    #[test]
+    fn direct_and_copied_paths_agree() {
+        let meta = metadata_bytes().len();
+        let clean = [metadata_bytes(), mbo_bytes(40)].concat();
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![("clean", clean.clone())];
+        let mut b = clean.clone();
+        b[meta + 7 * 56 + 1] = 0x7E;
+        cases.push(("unknown rtype", b));
+        let mut b = clean.clone();
+        b[meta + 9 * 56] = 0;
+        cases.push(("zero length", b));
+        let mut b = clean.clone();
+        b[meta + 11 * 56] = 13;
+        b.drain(meta + 11 * 56 + 52..meta + 12 * 56);
+        cases.push(("length not a multiple of 8", b));
+        let mut b = clean.clone();
+        b.truncate(b.len() - 9);
+        cases.push(("truncated", b));
+        for (name, bytes) in &cases {
+            for strict in [false, true] {
+                for misalign in [0, 1, 4] {
+                    let mut buf = vec![0u8; bytes.len() + 16];
+                    let start = buf.as_ptr().align_offset(8) + misalign;
+                    buf[start..start + bytes.len()].copy_from_slice(bytes);
+                    let input = &buf[start..start + bytes.len()];
+                    // Byte by byte, the state machine hands over every record before a bad one.
+                    let every = trace(input, 1, strict, true);
+                    for chunk in (1..=130).chain([4096]) {
+                        let at = format!("{name}, strict {strict}, misalign {misalign}, chunk {chunk}");
+                        let (direct, copied) = (trace(input, chunk, strict, false), trace(input, chunk, strict, true));
+                        // The state machine checks all buffered lengths before framing, so it may
+                        // withhold the last good records of a chunk that also starts a bad one;
+                        // misaligned input never leaves it.
+                        assert_eq!((direct.1, direct.2), (every.1, every.2), "{at}");
+                        assert_eq!((copied.1, copied.2), (every.1, every.2), "{at}");
+                        assert!(direct.0.starts_with(&copied.0) && every.0.starts_with(&direct.0), "{at}");
+                        if misalign == 0 {
+                            assert_eq!(direct.0, every.0, "{at}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
