@@ -353,7 +353,7 @@ fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &
         if len < HEADER_LEN || len % 8 != 0 || len > rest.len() {
             break;
         }
-        if RType::try_from(rest[1]).is_err() {
+        if !known_rtype(rest[1]) {
             if strict {
                 break;
             }
@@ -375,6 +375,13 @@ fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &
         d.bytes += len;
     }
     d
+}
+
+/// `RType::try_from(rtype).is_ok()`, with the book schemas answered inline (the
+/// conversion is an out-of-line call, per record).
+#[inline]
+fn known_rtype(rtype: u8) -> bool {
+    matches!(rtype, dbn::rtype::MBO | dbn::rtype::MBP_0 | dbn::rtype::MBP_1 | dbn::rtype::MBP_10) || RType::try_from(rtype).is_ok()
 }
 
 fn build_fsm() -> DbnFsm {
