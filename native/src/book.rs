@@ -134,6 +134,7 @@ impl L3Book {
         std::mem::replace(&mut self.top_dirty, false)
     }
 
+    #[inline]
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
         let is_bid = match side {
             b'B' => true,
@@ -148,7 +149,7 @@ impl L3Book {
             return;
         }
         self.index.reserve_one();
-        match self.index.probe(order_id) {
+        match self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) {
             Probe::Found(_, idx) => {
                 // The old order leaves its queue; its slab entry carries the new one.
                 self.anomalies.duplicate_add += 1;
@@ -164,8 +165,9 @@ impl L3Book {
     }
 
     /// `size` is the quantity removed (Databento C semantics).
+    #[inline]
     pub fn cancel(&mut self, order_id: u64, size: u32) {
-        let Probe::Found(pos, idx) = self.index.probe(order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) else {
             self.anomalies.cancel_unknown += 1;
             return;
         };
@@ -184,7 +186,7 @@ impl L3Book {
     /// CME priority: a price change or a size increase sends the order to the back of the
     /// queue; a size decrease keeps its place. An unknown order id is treated as an add.
     pub fn modify(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let Probe::Found(pos, idx) = self.index.probe(order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) else {
             self.anomalies.modify_unknown += 1;
             if size > 0 {
                 self.add(order_id, side, price, size);
@@ -244,7 +246,7 @@ impl L3Book {
 
     #[inline]
     pub fn order(&self, order_id: u64) -> Option<OrderView> {
-        let idx = self.index.get(order_id)?;
+        let idx = self.index.get(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id))?;
         let o = &self.orders[idx as usize];
         Some(OrderView { price: o.price, size: o.size, add_size: o.add_size, side: if o.is_bid { b'B' } else { b'A' } })
     }
@@ -256,7 +258,7 @@ impl L3Book {
     }
 
     pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
-        let idx = self.index.get(order_id)?;
+        let idx = self.index.get(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id))?;
         let o = self.orders[idx as usize];
         // Walk back from the order to the head: no level lookup needed.
         let (mut ahead, mut size_ahead) = (0u32, 0u64);
@@ -293,7 +295,7 @@ impl L3Book {
     }
 
     /// An order at slab entry `idx` shrank by `by` lots in place.
-    #[inline]
+    #[inline(always)]
     fn reduce_level(&mut self, idx: u32, is_bid: bool, by: u32) {
         if let Some(slot) = self.slot_of(idx) {
             let store = if is_bid { &mut self.bids } else { &mut self.asks };
@@ -305,7 +307,7 @@ impl L3Book {
     /// The order's level slot: cached, or recomputed after the store moved its slots. The
     /// cached slot is also checked against the order's price, so a wrapped generation
     /// counter can never point an update at the wrong level. None only in a corrupt book.
-    #[inline]
+    #[inline(always)]
     fn slot_of(&mut self, idx: u32) -> Option<usize> {
         let o = self.orders[idx as usize];
         let store = if o.is_bid { &self.bids } else { &self.asks };
@@ -333,6 +335,7 @@ impl L3Book {
     }
 
     /// Writes the order into slab entry `idx` and appends it to the queue at `price`.
+    #[inline(always)]
     fn link(&mut self, idx: u32, order_id: u64, is_bid: bool, price: i64, size: u32) {
         let store = if is_bid { &mut self.bids } else { &mut self.asks };
         let slot = store.slot_for(price);
@@ -355,6 +358,7 @@ impl L3Book {
 
     /// Takes the order at slab entry `idx` out of its queue and level (the entry and its
     /// index slot stay).
+    #[inline(always)]
     fn unlink(&mut self, idx: u32) {
         let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
@@ -383,6 +387,7 @@ impl L3Book {
     }
 
     /// Removes the order whose index slot is `pos` and slab entry `idx`.
+    #[inline(always)]
     fn remove_order(&mut self, pos: usize, idx: u32) {
         self.unlink(idx);
         self.index.remove_at(pos);

@@ -40,7 +40,7 @@ impl LevelStore {
         LevelStore::Ladder(Ladder::new(is_bid))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn generation(&self) -> u32 {
         match self {
             LevelStore::Ladder(l) => l.generation,
@@ -63,7 +63,7 @@ impl LevelStore {
     }
 
     /// Slot of the non-empty level at `price`.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, price: i64) -> Option<usize> {
         match self {
             LevelStore::Ladder(l) => l.find(price),
@@ -73,7 +73,7 @@ impl LevelStore {
 
     /// Slot of the level at `price`, created empty (count 0) if missing. The caller links
     /// an order into it and then calls `occupied` if the count went from 0 to 1.
-    #[inline]
+    #[inline(always)]
     pub fn slot_for(&mut self, price: i64) -> usize {
         if let LevelStore::Ladder(l) = self {
             match l.slot_for(price) {
@@ -90,7 +90,7 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn level(&self, slot: usize) -> &Level {
         match self {
             LevelStore::Ladder(l) => &l.levels[slot],
@@ -98,7 +98,7 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn level_mut(&mut self, slot: usize) -> &mut Level {
         match self {
             LevelStore::Ladder(l) => &mut l.levels[slot],
@@ -107,7 +107,7 @@ impl LevelStore {
     }
 
     /// The occupied level at `slot` if it holds `price`: validates a cached slot.
-    #[inline]
+    #[inline(always)]
     pub fn level_at(&self, slot: usize, price: i64) -> Option<&Level> {
         let l = match self {
             LevelStore::Ladder(l) => l.levels.get(slot),
@@ -117,7 +117,7 @@ impl LevelStore {
     }
 
     /// The level at `slot` just got its first order.
-    #[inline]
+    #[inline(always)]
     pub fn occupied(&mut self, slot: usize) {
         if let LevelStore::Ladder(l) = self {
             l.occupied(slot);
@@ -125,7 +125,7 @@ impl LevelStore {
     }
 
     /// The level at `slot` just lost its last order.
-    #[inline]
+    #[inline(always)]
     pub fn vacated(&mut self, slot: usize) {
         match self {
             LevelStore::Ladder(l) => l.vacated(slot),
@@ -133,7 +133,7 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn best(&self) -> Option<&Level> {
         match self {
             LevelStore::Ladder(l) => (l.best != NONE).then(|| &l.levels[l.best]),
@@ -142,7 +142,7 @@ impl LevelStore {
     }
 
     /// `slot` holds the best level (only meaningful for an occupied slot).
-    #[inline]
+    #[inline(always)]
     pub fn is_best(&self, slot: usize) -> bool {
         match self {
             LevelStore::Ladder(l) => l.best == slot,

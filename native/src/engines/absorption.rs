@@ -293,7 +293,15 @@ impl Side {
     }
 
     /// Time and price-moved-away checks; frees disarmed slots whose re-arm period is over.
+    #[inline]
     fn maintain(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, best_px: i64, ts_recv: u64, out: &mut Outputs) {
+        if self.used != 0 {
+            self.maintain_slots(cfg, iid, t, best_px, ts_recv, out);
+        }
+    }
+
+    #[inline(never)]
+    fn maintain_slots(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, best_px: i64, ts_recv: u64, out: &mut Outputs) {
         for i in used_slots(self.used) {
             let s = self.slots[i];
             if s.active {
@@ -391,9 +399,18 @@ impl Side {
         }
     }
 
+    /// Every top change: nearly always no zone is in play, and only the print tally resets.
+    #[inline]
     fn on_top(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
         self.since_px = UNDEF_PRICE;
         self.since_vol = 0;
+        if self.used != 0 {
+            self.on_top_slots(cfg, iid, t, ts_recv, top, out);
+        }
+    }
+
+    #[inline(never)]
+    fn on_top_slots(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
         for i in used_slots(self.used) {
             let s = self.slots[i];
             if !(s.active && s.pending_depth) {
@@ -433,6 +450,7 @@ impl AbsorptionEngine {
         self.ask.on_trade(cfg, iid, ts_event, ts_recv, price, size, side, top, out, &mut self.counters);
     }
 
+    #[inline]
     pub fn on_top(&mut self, cfg: &AbsorptionConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
         if !cfg.enabled {
             return;

@@ -35,9 +35,15 @@ impl ActiveIndex {
         self.counts.fill(0);
     }
 
+    /// False only if the key is absent (no false negatives).
+    #[inline]
+    pub fn may_contain(&self, instrument_id: u32, order_id: u64) -> bool {
+        self.counts.get(bucket(instrument_id, order_id)).is_some_and(|&c| c > 0)
+    }
+
     #[inline]
     pub fn get(&self, instrument_id: u32, order_id: u64) -> Option<u32> {
-        if self.counts.get(bucket(instrument_id, order_id)).is_none_or(|&c| c == 0) {
+        if !self.may_contain(instrument_id, order_id) {
             return None;
         }
         self.map.get(&(instrument_id, order_id)).copied()

@@ -118,6 +118,12 @@ impl IcebergTable {
         kept
     }
 
+    /// False only if no ACTIVE native iceberg has this order id.
+    #[inline]
+    fn may_be_active(&self, instrument_id: u32, order_id: u64) -> bool {
+        self.active.may_contain(instrument_id, order_id)
+    }
+
     /// Row of the ACTIVE native iceberg with this order id, if any.
     #[inline]
     fn find_active(&self, instrument_id: u32, order_id: u64) -> Option<u32> {
@@ -262,7 +268,11 @@ impl IcebergDetector {
         }
         match m.action as u8 {
             b'F' => self.on_fill(m, book),
-            b'C' | b'M' => self.on_change(cfg, m, book, out),
+            // Most C/M records concern no tracked fill, active iceberg or live clip: the
+            // cheap filters say so without a call.
+            b'C' | b'M' if !self.tracks.is_empty() || out.icebergs.may_be_active(self.instrument_id, m.order_id) || self.maybe_live(m.order_id) => {
+                self.on_change(cfg, m, book, out)
+            }
             b'A' if self.awaiting > 0 && cfg.synthetic_enabled => self.on_add(cfg, m, out),
             // Book cleared: pending C/M reductions will never come. Icebergs stay active,
             // since the rebuilt book may bring their order ids back.
@@ -271,7 +281,9 @@ impl IcebergDetector {
         }
     }
 
-    /// After the book applied a record carrying F_LAST.
+    /// After the book applied a record carrying F_LAST. Runs at nearly every record and
+    /// nearly always has nothing to do, so it is inline and the work is not.
+    #[inline]
     pub fn on_event_end(&mut self, cfg: &IcebergConfig, _ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if !cfg.enabled {
             return;
@@ -282,6 +294,12 @@ impl IcebergDetector {
         if !self.tracks.is_empty() {
             self.resolve(cfg, out, ts_recv, false);
         }
+    }
+
+    /// The order may be a live synthetic clip (the filter has no false negatives).
+    #[inline]
+    fn maybe_live(&self, order_id: u64) -> bool {
+        self.live > 0 && self.live_filter & filter_bit(order_id) != 0
     }
 
     /// End of stream: orders still waiting for their C/M are settled with what arrived, and
@@ -330,6 +348,7 @@ impl IcebergDetector {
         });
     }
 
+    #[inline(never)]
     fn on_change(&mut self, cfg: &IcebergConfig, m: &MboMsg, book: &L3Book, out: &mut Outputs) {
         let is_cancel = m.action as u8 == b'C';
         if let Some(t) = self.tracks.iter_mut().find(|t| t.order_id == m.order_id) {
@@ -353,7 +372,7 @@ impl IcebergDetector {
             }
             return;
         }
-        if self.live > 0 && self.live_filter & filter_bit(m.order_id) != 0 {
+        if self.maybe_live(m.order_id) {
             if let Some(i) = self.live_chain(m.order_id) {
                 let moved = !is_cancel && self.chains.get(i).is_some_and(|c| c.price != m.price);
                 if moved || removed() {
@@ -396,6 +415,7 @@ impl IcebergDetector {
 
     /// Settles tracked orders at an event end; ones whose C/M has not arrived wait one more
     /// event (it arrives "in the event of its fills, or immediately after").
+    #[inline(never)]
     fn resolve(&mut self, cfg: &IcebergConfig, out: &mut Outputs, ts: u64, last_chance: bool) {
         let mut keep = 0;
         for r in 0..self.tracks.len() {
@@ -532,6 +552,7 @@ impl IcebergDetector {
 
     /// Closes awaiting chains whose replacement window passed (all of them at end of stream):
     /// the last clip traded out and nothing replaced it.
+    #[inline(never)]
     fn expire(&mut self, cfg: &IcebergConfig, out: &mut Outputs, now: u64, all: bool) {
         let mut next = u64::MAX;
         for i in 0..CHAINS {
