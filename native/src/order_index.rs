@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(k.wrapping_mul(k_inv), 1);
         assert_eq!(fingerprint(12345u64.wrapping_add(k_inv)), fingerprint(12345));
         let mut rng = 0x2545F4914F6CDD1Du64;
-        for step in 0..200_000u32 {
+        for _ in 0..200_000u32 {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
