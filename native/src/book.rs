@@ -228,15 +228,31 @@ impl L3Book {
     }
 
     /// Writes the top `out.len()` levels per side into the given slices (no allocation);
-    /// unused slots become empty levels. Returns how many levels each side had.
+    /// unused slots become empty levels. Returns how many levels each side had. The
+    /// engines' depth sample calls this every few milliseconds of market time, so it walks
+    /// the level slice directly rather than through a callback per level.
     pub fn fill_levels(&self, bids_out: &mut [LevelView], asks_out: &mut [LevelView]) -> (usize, usize) {
         fn fill(store: &LevelStore, out: &mut [LevelView]) -> usize {
+            let (levels, rev, nonempty) = store.best_first();
+            let want = out.len().min(nonempty);
             let mut n = 0;
-            store.for_each_best_first(out.len(), |l| {
-                out[n] = view(l);
-                n += 1;
-            });
-            for slot in out[n..].iter_mut() {
+            let mut take = |l: &Level| {
+                if l.count > 0 {
+                    if let Some(o) = out.get_mut(n) {
+                        *o = view(l);
+                    }
+                    n += 1;
+                }
+                n < want
+            };
+            if want > 0 {
+                if rev {
+                    levels.iter().rev().take_while(|l| take(l)).for_each(drop);
+                } else {
+                    levels.iter().take_while(|l| take(l)).for_each(drop);
+                }
+            }
+            for slot in out.iter_mut().skip(n) {
                 *slot = EMPTY_LEVEL;
             }
             n

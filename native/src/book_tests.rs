@@ -145,7 +145,55 @@ fn matches_naive_model_on_random_operations() {
         assert_eq!(q.orders_ahead as usize, ahead.len());
         assert_eq!(q.size_ahead, ahead.iter().map(|o| o.3 as u64).sum::<u64>());
     }
+    for (side, is_bid) in [(b'B', true), (b'A', false)] {
+        let mut want: std::collections::BTreeMap<i64, (u64, u32)> = Default::default();
+        for o in model.iter().filter(|o| o.1 == side) {
+            let e = want.entry(o.2).or_default();
+            e.0 += o.3 as u64;
+            e.1 += 1;
+        }
+        let mut want: Vec<LevelView> = want.into_iter().map(|(price, (size, count))| LevelView { price, size, count }).collect();
+        if is_bid {
+            want.reverse();
+        }
+        let mut got = Vec::new();
+        b.for_each_level(is_bid, 100, |l| got.push(l));
+        assert_eq!(got, want);
+    }
     let best_bid = model.iter().filter(|o| o.1 == b'B').map(|o| o.2).max();
     assert_eq!(best_bid.unwrap_or(UNDEF_PRICE), b.top().bid.price);
     assert_eq!(b.order_count(), model.len());
+}
+
+/// `fill_levels` agrees with `levels` on ladders with gaps, a side shorter than the
+/// output, and the sorted fallback.
+#[test]
+fn fill_levels_matches_levels() {
+    let check = |b: &L3Book| {
+        for depth in [0usize, 1, 3, 10] {
+            let (bids, asks) = b.levels(depth);
+            let mut bo = vec![LevelView::default(); depth];
+            let mut ao = vec![LevelView::default(); depth];
+            let (nb, na) = b.fill_levels(&mut bo, &mut ao);
+            assert_eq!((nb, na), (bids.len(), asks.len()));
+            assert_eq!(&bo[..nb], &bids[..]);
+            assert_eq!(&ao[..na], &asks[..]);
+            assert!(bo[nb..].iter().chain(&ao[na..]).all(|l| *l == EMPTY_LEVEL));
+        }
+    };
+    let mut b = L3Book::new();
+    check(&b);
+    for (i, d) in [1i64, 2, 5, 9, 12, 13, 30].iter().enumerate() {
+        b.add(i as u64 + 1, b'B', PX - d * TICK, 2);
+        b.add(i as u64 + 100, b'A', PX + d * TICK, 3);
+        check(&b);
+    }
+    b.cancel(1, 2);
+    b.cancel(100, 3);
+    check(&b);
+    // Prices no ladder can span: the sorted fallback.
+    b.add(500, b'B', 1, 1);
+    b.add(501, b'A', i64::MAX - 1, 1);
+    assert!(!b.uses_ladder());
+    check(&b);
 }

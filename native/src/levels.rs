@@ -150,6 +150,19 @@ impl LevelStore {
         }
     }
 
+    /// The levels from the best outwards as one slice (`rev`: walk it from the end) and the
+    /// count of non-empty levels, after which a walk can stop. Empty levels (count 0) are
+    /// interleaved in a ladder and must be skipped.
+    #[inline]
+    pub fn best_first(&self) -> (&[Level], bool, usize) {
+        match self {
+            LevelStore::Ladder(l) if l.best == NONE => (&[], false, 0),
+            LevelStore::Ladder(l) if l.is_bid => (l.levels.get(..=l.best).unwrap_or(&[]), true, l.nonempty),
+            LevelStore::Ladder(l) => (l.levels.get(l.best..).unwrap_or(&[]), false, l.nonempty),
+            LevelStore::Sorted(s) => (&s.levels, true, s.levels.len()),
+        }
+    }
+
     /// Calls `f` on up to `depth` non-empty levels, best first.
     pub fn for_each_best_first(&self, depth: usize, f: impl FnMut(&Level)) {
         match self {
