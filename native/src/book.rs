@@ -428,7 +428,7 @@ impl MboBook {
     }
     /// Applies one MBO record (A/C/M/R change the book; T/F/N never do). Returns true at
     /// F_LAST, when the book may be read.
-    #[inline]
+    #[inline(always)]
     pub fn apply(&mut self, m: &dbn::MboMsg) -> bool {
         let f = m.flags.raw();
         let action = m.action as u8;

@@ -211,13 +211,19 @@ impl State {
         a
     }
 
-    #[inline]
+    /// Every record asks; nearly always for the same instrument as the last one.
+    #[inline(always)]
     fn slot(&mut self, id: u32) -> Option<usize> {
         if let Some((lid, li)) = self.last {
             if lid == id {
                 return Some(li);
             }
         }
+        self.slot_lookup(id)
+    }
+
+    #[inline(never)]
+    fn slot_lookup(&mut self, id: u32) -> Option<usize> {
         let i = match self.index.get(&id) {
             Some(&i) => i,
             None => {
