@@ -3,15 +3,15 @@
 //! (the pipeline tracks those). Also the MBP-10 book as sent in MBP-10 records.
 //!
 //! Layout, chosen for a hot path with no steady-state allocation:
-//! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash map;
+//! - orders live in a slab (`Vec<Order>` + free list) indexed by an order-id hash table
+//!   (`order_index.rs`);
 //! - each price level keeps a doubly linked FIFO of slab indices, so queue position is
 //!   exact and a cancel is O(1);
 //! - levels per side live in a `LevelStore` (a tick ladder; see `levels.rs`), and each
 //!   order caches its level slot, so most updates need no search at all.
 
-use rustc_hash::FxHashMap;
-
 use crate::levels::{Level, LevelStore, NIL};
+use crate::order_index::{OrderIndex, Probe};
 
 pub const UNDEF_PRICE: i64 = i64::MAX;
 
@@ -81,9 +81,12 @@ struct Order {
 pub struct L3Book {
     orders: Vec<Order>,
     free: Vec<u32>,
-    index: FxHashMap<u64, u32>,
+    index: OrderIndex,
     bids: LevelStore,
     asks: LevelStore,
+    /// A best level changed (or may have) since `take_top_dirty` last ran: most events
+    /// touch only deeper levels, and then the top need not be read and compared.
+    top_dirty: bool,
     pub anomalies: Anomalies,
 }
 
@@ -99,14 +102,13 @@ impl L3Book {
     }
 
     pub fn with_capacity(orders: usize) -> Self {
-        let mut index = FxHashMap::default();
-        index.reserve(orders);
         Self {
             orders: Vec::with_capacity(orders),
             free: Vec::with_capacity(orders),
-            index,
+            index: OrderIndex::with_capacity(orders),
             bids: LevelStore::new(true),
             asks: LevelStore::new(false),
+            top_dirty: true,
             anomalies: Anomalies::default(),
         }
     }
@@ -122,8 +124,17 @@ impl L3Book {
         self.index.clear();
         self.bids.clear();
         self.asks.clear();
+        self.top_dirty = true;
     }
 
+    /// True if `top()` may differ from what it was at the previous call (true at first).
+    /// Resets the flag.
+    #[inline]
+    pub fn take_top_dirty(&mut self) -> bool {
+        std::mem::replace(&mut self.top_dirty, false)
+    }
+
+    #[inline]
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
         let is_bid = match side {
             b'B' => true,
@@ -137,16 +148,26 @@ impl L3Book {
             self.anomalies.bad_price += 1;
             return;
         }
-        if let Some(&idx) = self.index.get(&order_id) {
-            self.anomalies.duplicate_add += 1;
-            self.remove_order(idx);
+        self.index.reserve_one();
+        match self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) {
+            Probe::Found(_, idx) => {
+                // The old order leaves its queue; its slab entry carries the new one.
+                self.anomalies.duplicate_add += 1;
+                self.unlink(idx);
+                self.link(idx, order_id, is_bid, price, size);
+            }
+            Probe::Vacant(pos) => {
+                let idx = self.alloc();
+                self.link(idx, order_id, is_bid, price, size);
+                self.index.fill(pos, order_id, idx);
+            }
         }
-        self.insert_order(order_id, is_bid, price, size);
     }
 
     /// `size` is the quantity removed (Databento C semantics).
+    #[inline]
     pub fn cancel(&mut self, order_id: u64, size: u32) {
-        let Some(&idx) = self.index.get(&order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) else {
             self.anomalies.cancel_unknown += 1;
             return;
         };
@@ -155,19 +176,17 @@ impl L3Book {
             if size > o.size {
                 self.anomalies.over_cancel += 1;
             }
-            self.remove_order(idx);
+            self.remove_order(pos, idx);
         } else {
             self.orders[idx as usize].size = o.size - size;
-            if let Some(slot) = self.slot_of(idx) {
-                self.store(o.is_bid).level_mut(slot).size -= size as u64;
-            }
+            self.reduce_level(idx, o.is_bid, size);
         }
     }
 
     /// CME priority: a price change or a size increase sends the order to the back of the
     /// queue; a size decrease keeps its place. An unknown order id is treated as an add.
     pub fn modify(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let Some(&idx) = self.index.get(&order_id) else {
+        let Probe::Found(pos, idx) = self.index.probe(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id)) else {
             self.anomalies.modify_unknown += 1;
             if size > 0 {
                 self.add(order_id, side, price, size);
@@ -176,19 +195,19 @@ impl L3Book {
         };
         let o = self.orders[idx as usize];
         if size == 0 {
-            self.remove_order(idx);
+            self.remove_order(pos, idx);
         } else if price != o.price || size > o.size {
-            self.remove_order(idx);
             if price == UNDEF_PRICE {
                 self.anomalies.bad_price += 1;
+                self.remove_order(pos, idx);
             } else {
-                self.insert_order(order_id, o.is_bid, price, size);
+                // Same id, same slab entry: only its place in the queues changes.
+                self.unlink(idx);
+                self.link(idx, order_id, o.is_bid, price, size);
             }
         } else {
             self.orders[idx as usize].size = size;
-            if let Some(slot) = self.slot_of(idx) {
-                self.store(o.is_bid).level_mut(slot).size -= (o.size - size) as u64;
-            }
+            self.reduce_level(idx, o.is_bid, o.size - size);
         }
     }
 
@@ -209,15 +228,31 @@ impl L3Book {
     }
 
     /// Writes the top `out.len()` levels per side into the given slices (no allocation);
-    /// unused slots become empty levels. Returns how many levels each side had.
+    /// unused slots become empty levels. Returns how many levels each side had. The
+    /// engines' depth sample calls this every few milliseconds of market time, so it walks
+    /// the level slice directly rather than through a callback per level.
     pub fn fill_levels(&self, bids_out: &mut [LevelView], asks_out: &mut [LevelView]) -> (usize, usize) {
         fn fill(store: &LevelStore, out: &mut [LevelView]) -> usize {
+            let (levels, rev, nonempty) = store.best_first();
+            let want = out.len().min(nonempty);
             let mut n = 0;
-            store.for_each_best_first(out.len(), |l| {
-                out[n] = view(l);
-                n += 1;
-            });
-            for slot in out[n..].iter_mut() {
+            let mut take = |l: &Level| {
+                if l.count > 0 {
+                    if let Some(o) = out.get_mut(n) {
+                        *o = view(l);
+                    }
+                    n += 1;
+                }
+                n < want
+            };
+            if want > 0 {
+                if rev {
+                    levels.iter().rev().take_while(|l| take(l)).for_each(drop);
+                } else {
+                    levels.iter().take_while(|l| take(l)).for_each(drop);
+                }
+            }
+            for slot in out.iter_mut().skip(n) {
                 *slot = EMPTY_LEVEL;
             }
             n
@@ -227,7 +262,7 @@ impl L3Book {
 
     #[inline]
     pub fn order(&self, order_id: u64) -> Option<OrderView> {
-        let &idx = self.index.get(&order_id)?;
+        let idx = self.index.get(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id))?;
         let o = &self.orders[idx as usize];
         Some(OrderView { price: o.price, size: o.size, add_size: o.add_size, side: if o.is_bid { b'B' } else { b'A' } })
     }
@@ -239,7 +274,7 @@ impl L3Book {
     }
 
     pub fn queue_position(&self, order_id: u64) -> Option<QueuePosition> {
-        let &idx = self.index.get(&order_id)?;
+        let idx = self.index.get(order_id, |i| self.orders.get(i as usize).is_some_and(|o| o.id == order_id))?;
         let o = self.orders[idx as usize];
         // Walk back from the order to the head: no level lookup needed.
         let (mut ahead, mut size_ahead) = (0u32, 0u64);
@@ -275,19 +310,20 @@ impl L3Book {
         self.bids.is_ladder() && self.asks.is_ladder()
     }
 
-    #[inline]
-    fn store(&mut self, is_bid: bool) -> &mut LevelStore {
-        if is_bid {
-            &mut self.bids
-        } else {
-            &mut self.asks
+    /// An order at slab entry `idx` shrank by `by` lots in place.
+    #[inline(always)]
+    fn reduce_level(&mut self, idx: u32, is_bid: bool, by: u32) {
+        if let Some(slot) = self.slot_of(idx) {
+            let store = if is_bid { &mut self.bids } else { &mut self.asks };
+            store.level_mut(slot).size -= by as u64;
+            self.top_dirty |= store.is_best(slot);
         }
     }
 
     /// The order's level slot: cached, or recomputed after the store moved its slots. The
     /// cached slot is also checked against the order's price, so a wrapped generation
     /// counter can never point an update at the wrong level. None only in a corrupt book.
-    #[inline]
+    #[inline(always)]
     fn slot_of(&mut self, idx: u32) -> Option<usize> {
         let o = self.orders[idx as usize];
         let store = if o.is_bid { &self.bids } else { &self.asks };
@@ -302,19 +338,26 @@ impl L3Book {
         Some(slot)
     }
 
-    fn insert_order(&mut self, order_id: u64, is_bid: bool, price: i64, size: u32) {
+    /// A free slab entry for a new order.
+    #[inline]
+    fn alloc(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.orders.push(Order { id: 0, price: 0, size: 0, add_size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid: false });
+                (self.orders.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Writes the order into slab entry `idx` and appends it to the queue at `price`.
+    #[inline(always)]
+    fn link(&mut self, idx: u32, order_id: u64, is_bid: bool, price: i64, size: u32) {
         let store = if is_bid { &mut self.bids } else { &mut self.asks };
         let slot = store.slot_for(price);
         let generation = store.generation();
         let level = store.level_mut(slot);
         let old_tail = level.tail;
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.orders.push(Order { id: 0, price: 0, size: 0, add_size: 0, slot: 0, generation: 0, prev: NIL, next: NIL, is_bid });
-                (self.orders.len() - 1) as u32
-            }
-        };
         level.size += size as u64;
         level.count += 1;
         level.tail = idx;
@@ -325,15 +368,16 @@ impl L3Book {
         } else {
             self.orders[old_tail as usize].next = idx;
         }
+        self.top_dirty |= store.is_best(slot);
         self.orders[idx as usize] = Order { id: order_id, price, size, add_size: size, slot: slot as u32, generation, prev: old_tail, next: NIL, is_bid };
-        self.index.insert(order_id, idx);
     }
 
-    fn remove_order(&mut self, idx: u32) {
+    /// Takes the order at slab entry `idx` out of its queue and level (the entry and its
+    /// index slot stay).
+    #[inline(always)]
+    fn unlink(&mut self, idx: u32) {
         let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
-        self.index.remove(&o.id);
-        self.free.push(idx);
         if o.prev != NIL {
             self.orders[o.prev as usize].next = o.next;
         }
@@ -351,9 +395,19 @@ impl L3Book {
         }
         level.size -= o.size as u64;
         level.count -= 1;
-        if level.count == 0 {
+        let emptied = level.count == 0;
+        self.top_dirty |= store.is_best(slot);
+        if emptied {
             store.vacated(slot);
         }
+    }
+
+    /// Removes the order whose index slot is `pos` and slab entry `idx`.
+    #[inline(always)]
+    fn remove_order(&mut self, pos: usize, idx: u32) {
+        self.unlink(idx);
+        self.index.remove_at(pos);
+        self.free.push(idx);
     }
 }
 
@@ -374,7 +428,7 @@ impl MboBook {
     }
     /// Applies one MBO record (A/C/M/R change the book; T/F/N never do). Returns true at
     /// F_LAST, when the book may be read.
-    #[inline]
+    #[inline(always)]
     pub fn apply(&mut self, m: &dbn::MboMsg) -> bool {
         let f = m.flags.raw();
         let action = m.action as u8;
@@ -430,151 +484,5 @@ impl Mbp10Book {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PX: i64 = 2_400_000_000_000;
-    const TICK: i64 = 100_000_000;
-
-    #[test]
-    fn fifo_priority_and_queue_position() {
-        let mut b = L3Book::new();
-        b.add(1, b'B', PX, 5);
-        b.add(2, b'B', PX, 3);
-        b.add(3, b'B', PX, 7);
-        let q = b.queue_position(3).unwrap();
-        assert_eq!((q.orders_ahead, q.size_ahead), (2, 8));
-        // Size decrease keeps priority.
-        b.modify(1, b'B', PX, 4);
-        assert_eq!(b.queue_position(2).unwrap().orders_ahead, 1);
-        // Size increase loses it.
-        b.modify(1, b'B', PX, 10);
-        assert_eq!(b.queue_position(1).unwrap().orders_ahead, 2);
-        assert_eq!(b.top().bid, LevelView { price: PX, size: 20, count: 3 });
-    }
-
-    #[test]
-    fn orders_come_out_in_snapshot_order() {
-        let mut b = L3Book::new();
-        b.add(1, b'B', PX - TICK, 1);
-        b.add(2, b'B', PX, 2);
-        b.add(3, b'B', PX, 3);
-        b.add(4, b'A', PX + TICK, 4);
-        b.modify(2, b'B', PX, 5); // size up: behind order 3
-        let ids: Vec<u64> = b.orders_in_queue_order().iter().map(|o| o.0).collect();
-        assert_eq!(ids, vec![3, 2, 1, 4]);
-    }
-
-    #[test]
-    fn cancel_partial_full_and_unknown() {
-        let mut b = L3Book::new();
-        b.add(1, b'A', PX + TICK, 5);
-        b.cancel(1, 2);
-        assert_eq!(b.top().ask.size, 3);
-        b.cancel(1, 3);
-        assert_eq!(b.top().ask, EMPTY_LEVEL);
-        b.cancel(99, 1);
-        assert_eq!(b.anomalies.cancel_unknown, 1);
-        assert_eq!(b.order_count(), 0);
-    }
-
-    #[test]
-    fn modify_price_moves_level_and_best_is_sorted() {
-        let mut b = L3Book::new();
-        for (i, d) in [3i64, 1, 2, 5, 4].iter().enumerate() {
-            b.add(i as u64 + 1, b'B', PX - d * TICK, 1);
-            b.add(i as u64 + 100, b'A', PX + d * TICK, 1);
-        }
-        let (bids, asks) = b.levels(10);
-        let bp: Vec<i64> = bids.iter().map(|l| (PX - l.price) / TICK).collect();
-        let ap: Vec<i64> = asks.iter().map(|l| (l.price - PX) / TICK).collect();
-        assert_eq!(bp, vec![1, 2, 3, 4, 5]);
-        assert_eq!(ap, vec![1, 2, 3, 4, 5]);
-        b.modify(5, b'B', PX, 2); // order 5 was at -4 ticks; moves to PX
-        assert_eq!(b.top().bid, LevelView { price: PX, size: 2, count: 1 });
-        assert_eq!(b.levels(10).0.len(), 5);
-    }
-
-    #[test]
-    fn modify_of_unknown_order_to_zero_rests_nothing() {
-        let mut b = L3Book::new();
-        b.add(1, b'B', PX, 3);
-        b.modify(17, b'B', PX + TICK, 0);
-        assert_eq!(b.top().bid, LevelView { price: PX, size: 3, count: 1 });
-        assert_eq!(b.queue_position(17), None);
-        assert_eq!(b.anomalies.modify_unknown, 1);
-    }
-
-    #[test]
-    fn clear_keeps_working() {
-        let mut b = L3Book::new();
-        b.add(1, b'B', PX, 1);
-        b.clear();
-        assert_eq!(b.top().bid, EMPTY_LEVEL);
-        b.add(1, b'B', PX, 2);
-        assert_eq!(b.top().bid.size, 2);
-    }
-
-    /// Property check against a naive model: a Vec of live orders in arrival order.
-    #[test]
-    fn matches_naive_model_on_random_operations() {
-        let mut rng = 0x9E3779B97F4A7C15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let mut b = L3Book::new();
-        let mut model: Vec<(u64, u8, i64, u32)> = Vec::new();
-        for step in 0..20_000u64 {
-            let r = next();
-            let side = if r & 1 == 0 { b'B' } else { b'A' };
-            let price = PX + ((r >> 8) % 8) as i64 * TICK;
-            let size = ((r >> 16) % 9 + 1) as u32;
-            match (r >> 32) % 4 {
-                0 | 1 => {
-                    b.add(step + 1, side, price, size);
-                    model.push((step + 1, side, price, size));
-                }
-                2 if !model.is_empty() => {
-                    let i = (r >> 40) as usize % model.len();
-                    let (id, _, _, sz) = model[i];
-                    let c = size.min(sz);
-                    b.cancel(id, c);
-                    if c == sz {
-                        model.remove(i);
-                    } else {
-                        model[i].3 -= c;
-                    }
-                }
-                3 if !model.is_empty() => {
-                    let i = (r >> 40) as usize % model.len();
-                    let (id, s, p, sz) = model[i];
-                    let np = if r & 2 == 0 { p } else { price };
-                    b.modify(id, s, np, size);
-                    if np != p || size > sz {
-                        model.remove(i);
-                        model.push((id, s, np, size));
-                    } else {
-                        model[i].3 = size;
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (id, s, p, _) in model.iter().take(200) {
-            let ahead: Vec<_> = model
-                .iter()
-                .take_while(|o| o.0 != *id)
-                .filter(|o| o.1 == *s && o.2 == *p)
-                .collect();
-            let q = b.queue_position(*id).unwrap();
-            assert_eq!(q.orders_ahead as usize, ahead.len());
-            assert_eq!(q.size_ahead, ahead.iter().map(|o| o.3 as u64).sum::<u64>());
-        }
-        let best_bid = model.iter().filter(|o| o.1 == b'B').map(|o| o.2).max();
-        assert_eq!(best_bid.unwrap_or(UNDEF_PRICE), b.top().bid.price);
-        assert_eq!(b.order_count(), model.len());
-    }
-}
+#[path = "book_tests.rs"]
+mod tests;

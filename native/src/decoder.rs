@@ -9,7 +9,7 @@
 use std::fmt;
 
 use dbn::decode::dbn::fsm::{DbnFsm, ProcessResult};
-use dbn::{Metadata, RType, RecordRef, VersionUpgradePolicy};
+use dbn::{Metadata, RType, RecordHeader, RecordRef, VersionUpgradePolicy};
 
 /// Larger metadata is treated as corruption rather than buffered (the crate would grow its
 /// buffer to whatever the header claims, up to 4 GiB).
@@ -55,6 +55,9 @@ pub struct StreamDecoder {
     /// each byte is scanned once however large the chunk: rescanning the whole buffer per
     /// batch made one big chunk quadratic.
     checked_to: u64,
+    /// DBN version from the prelude (0 until seen). Only v3 input, which needs no upgrade,
+    /// may be decoded straight from the caller's chunk.
+    input_version: u8,
 }
 
 impl StreamDecoder {
@@ -67,6 +70,7 @@ impl StreamDecoder {
             unknown_rtypes: 0,
             failed: None,
             checked_to: 0,
+            input_version: 0,
         }
     }
 
@@ -94,6 +98,7 @@ impl StreamDecoder {
         self.metadata = None;
         self.failed = None;
         self.checked_to = 0;
+        self.input_version = 0;
     }
 
     /// Bytes buffered but not yet decoded: the start of a record (or of the metadata) that
@@ -108,10 +113,40 @@ impl StreamDecoder {
         self.fed - self.fsm.data().len() as u64
     }
 
-    /// Copies `chunk` into the decoder and hands every complete record to `on_record`.
-    /// Returns the number of records handed over.
-    pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], on_record: F) -> Result<u64, DecodeError> {
+    /// Hands every complete record in `chunk` to `on_record`; bytes of a record the chunk
+    /// does not complete are kept for the next call. Returns the number of records handed
+    /// over.
+    pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], mut on_record: F) -> Result<u64, DecodeError> {
         self.check_usable()?;
+        if self.metadata.is_none() || self.input_version != DIRECT_VERSION {
+            return self.feed_copied(chunk, on_record);
+        }
+        let mut rest = chunk;
+        let mut count = 0;
+        let pending = self.fsm.data().len();
+        if pending > 0 {
+            // First complete the record whose start the state machine holds.
+            let len = self.fsm.data()[0] as usize * 4;
+            let need = len.saturating_sub(pending).min(rest.len());
+            count += self.feed_copied(&rest[..need], &mut on_record)?;
+            rest = &rest[need..];
+            if !self.fsm.data().is_empty() {
+                return Ok(count + self.feed_copied(rest, on_record)?);
+            }
+        }
+        let direct = decode_direct(rest, self.strict, &mut self.unknown_rtypes, &mut on_record);
+        self.fed += direct.bytes as u64;
+        count += direct.records;
+        // A partial record at the end, or one the direct loop leaves to the state machine
+        // (bad length, unknown rtype in strict mode, misaligned chunk) and its errors.
+        Ok(count + self.feed_copied(&rest[direct.bytes..], on_record)?)
+    }
+
+    /// The state machine's path: copies `chunk` into its buffer, then frames records there.
+    fn feed_copied<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], on_record: F) -> Result<u64, DecodeError> {
+        if chunk.is_empty() {
+            return Ok(0);
+        }
         self.fsm.write_all(chunk);
         self.fed += chunk.len() as u64;
         self.drain(on_record)
@@ -277,6 +312,9 @@ impl StreamDecoder {
                 err = Some((DecodeErrorKind::BadMetadata, format!("metadata length {len} exceeds the {MAX_METADATA_LEN}-byte limit")));
             }
         }
+        if n >= 4 {
+            self.input_version = data[3];
+        }
         match err {
             Some((kind, message)) => {
                 let offset = self.unconsumed_offset();
@@ -285,6 +323,65 @@ impl StreamDecoder {
             None => Ok(()),
         }
     }
+}
+
+/// The input version decoded straight from the caller's chunks (the live format; older
+/// versions need the state machine's per-record upgrade).
+const DIRECT_VERSION: u8 = 3;
+const HEADER_LEN: usize = std::mem::size_of::<RecordHeader>();
+
+struct Direct {
+    bytes: usize,
+    records: u64,
+}
+
+/// Frames whole records straight out of `chunk` (which starts at a record boundary),
+/// without copying it into the state machine: the copy, and the state machine's own
+/// framing pass, cost about as much as the rest of decoding. Stops at the first record it
+/// leaves to the state machine: one the chunk does not complete, a length that is too short
+/// or not a multiple of 8, or, in strict mode, an unknown rtype (the state machine's path
+/// reports those with their offsets). Unknown rtypes are otherwise counted and skipped, as
+/// there. Does nothing unless the chunk is 8-byte aligned.
+#[inline]
+fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
+    let mut d = Direct { bytes: 0, records: 0 };
+    if chunk.as_ptr().align_offset(std::mem::align_of::<RecordHeader>()) != 0 {
+        return d;
+    }
+    while let Some(rest) = chunk.get(d.bytes..).filter(|r| r.len() >= HEADER_LEN) {
+        let len = rest[0] as usize * RecordHeader::LENGTH_MULTIPLIER;
+        if len < HEADER_LEN || len % 8 != 0 || len > rest.len() {
+            break;
+        }
+        if !known_rtype(rest[1]) {
+            if strict {
+                break;
+            }
+            *unknown += 1;
+        } else {
+            // SAFETY: `RecordRef::new` needs a buffer that starts with a valid record header
+            // and holds the whole record. `rest` starts at a record boundary (the chunk
+            // does, and `bytes` advances by whole records), is 8-byte aligned (the chunk is,
+            // and every length is a multiple of 8), which is `RecordHeader`'s alignment, and
+            // holds at least `len >= size_of::<RecordHeader>()` bytes, `len` being the
+            // header's own record length. Every bit pattern is a valid `RecordHeader` (plain
+            // integers). Readers cast the rest only through `try_get`, which checks the
+            // rtype and that `len` covers the record type. These are the checks the state
+            // machine makes before it builds the same references into its own buffer.
+            let rec = unsafe { RecordRef::new(&rest[..len]) };
+            on_record(rec);
+            d.records += 1;
+        }
+        d.bytes += len;
+    }
+    d
+}
+
+/// `RType::try_from(rtype).is_ok()`, with the book schemas answered inline (the
+/// conversion is an out-of-line call, per record).
+#[inline]
+fn known_rtype(rtype: u8) -> bool {
+    matches!(rtype, dbn::rtype::MBO | dbn::rtype::MBP_0 | dbn::rtype::MBP_1 | dbn::rtype::MBP_10) || RType::try_from(rtype).is_ok()
 }
 
 fn build_fsm() -> DbnFsm {
@@ -317,135 +414,5 @@ fn classify(e: dbn::Error, offset: u64, have_metadata: bool) -> DecodeError {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use dbn::encode::{DbnMetadataEncoder, EncodeRecord};
-
-    pub(crate) fn metadata_bytes() -> Vec<u8> {
-        let meta = dbn::MetadataBuilder::new()
-            .dataset("GLBX.MDP3".to_owned())
-            .schema(Some(dbn::Schema::Mbo))
-            .start(0)
-            .stype_in(Some(dbn::SType::RawSymbol))
-            .stype_out(dbn::SType::InstrumentId)
-            .build();
-        let mut out = Vec::new();
-        DbnMetadataEncoder::new(&mut out).encode(&meta).unwrap();
-        out
-    }
-
-    fn mbo_bytes(n: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut enc = dbn::encode::dbn::RecordEncoder::new(&mut out);
-        for i in 0..n {
-            let rec = dbn::MboMsg {
-                hd: dbn::RecordHeader::new::<dbn::MboMsg>(dbn::rtype::MBO, 1, 7, i),
-                order_id: i + 1,
-                price: 2_400_000_000_000,
-                size: 1,
-                flags: dbn::FlagSet::from(dbn::flags::LAST),
-                channel_id: 0,
-                action: b'A' as std::ffi::c_char,
-                side: b'B' as std::ffi::c_char,
-                ts_recv: i,
-                ts_in_delta: 0,
-                sequence: i as u32,
-            };
-            enc.encode_record(&rec).unwrap();
-        }
-        out
-    }
-
-    fn decode_all(chunks: &[&[u8]]) -> Result<u64, DecodeError> {
-        let mut d = StreamDecoder::new(false);
-        let mut n = 0;
-        for c in chunks {
-            n += d.feed(c, |_| {})?;
-        }
-        d.finish()?;
-        Ok(n)
-    }
-
-    #[test]
-    fn decodes_across_every_split_point() {
-        let mut bytes = metadata_bytes();
-        bytes.extend(mbo_bytes(5));
-        for split in 0..bytes.len() {
-            let (a, b) = bytes.split_at(split);
-            assert_eq!(decode_all(&[a, b]).unwrap(), 5, "split at {split}");
-        }
-        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
-        assert_eq!(decode_all(&singles).unwrap(), 5);
-    }
-
-    #[test]
-    fn bad_magic_names_offset_zero() {
-        let mut bytes = metadata_bytes();
-        bytes[0] = b'X';
-        let e = decode_all(&[&bytes]).unwrap_err();
-        assert_eq!((e.kind, e.offset), (DecodeErrorKind::BadMagic, 0));
-    }
-
-    #[test]
-    fn zero_record_length_names_its_offset() {
-        let meta = metadata_bytes();
-        let mut bytes = meta.clone();
-        let recs = mbo_bytes(3);
-        bytes.extend(&recs);
-        let second = meta.len() + 56;
-        bytes[second] = 0;
-        let e = decode_all(&[&bytes]).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::BadRecordLength);
-        assert_eq!(e.offset, second as u64);
-        assert!(e.to_string().contains(&format!("byte offset {second}")));
-    }
-
-    #[test]
-    fn record_length_not_a_multiple_of_8_is_rejected_before_misaligning() {
-        let meta = metadata_bytes();
-        let mut bytes = meta.clone();
-        let mut recs = mbo_bytes(3);
-        // First record claims 13 words (52 bytes): drop 4 bytes so the stream still frames.
-        recs[0] = 13;
-        recs.drain(52..56);
-        bytes.extend(&recs);
-        let e = decode_all(&[&bytes]).unwrap_err();
-        assert_eq!((e.kind, e.offset), (DecodeErrorKind::BadRecordLength, meta.len() as u64));
-        assert!(e.message.contains("multiple of 8"));
-    }
-
-    #[test]
-    fn truncated_record_is_reported_at_finish() {
-        let meta = metadata_bytes();
-        let mut bytes = meta.clone();
-        bytes.extend(mbo_bytes(2));
-        bytes.truncate(bytes.len() - 10);
-        let e = decode_all(&[&bytes]).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::Truncated);
-        assert_eq!(e.offset, (meta.len() + 56) as u64);
-    }
-
-    #[test]
-    fn huge_metadata_length_is_rejected_without_allocating() {
-        let mut bytes = metadata_bytes();
-        bytes[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        let e = decode_all(&[&bytes]).unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::BadMetadata);
-    }
-
-    #[test]
-    fn unknown_rtype_is_counted_or_strict_error() {
-        let meta = metadata_bytes();
-        let mut bytes = meta.clone();
-        bytes.extend(mbo_bytes(3));
-        bytes[meta.len() + 56 + 1] = 0x7E;
-        let mut d = StreamDecoder::new(false);
-        assert_eq!(d.feed(&bytes, |_| {}).unwrap(), 2);
-        assert_eq!(d.unknown_rtypes(), 1);
-        let mut strict = StreamDecoder::new(true);
-        let e = strict.feed(&bytes, |_| {}).unwrap_err();
-        assert_eq!((e.kind, e.offset), (DecodeErrorKind::UnknownRType, (meta.len() + 56) as u64));
-        // A failed decoder refuses further input instead of mis-framing it.
-        assert!(strict.feed(&bytes, |_| {}).is_err());
-    }
-}
+#[path = "decoder_tests.rs"]
+pub(crate) mod tests;

@@ -40,7 +40,7 @@ impl LevelStore {
         LevelStore::Ladder(Ladder::new(is_bid))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn generation(&self) -> u32 {
         match self {
             LevelStore::Ladder(l) => l.generation,
@@ -63,7 +63,7 @@ impl LevelStore {
     }
 
     /// Slot of the non-empty level at `price`.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, price: i64) -> Option<usize> {
         match self {
             LevelStore::Ladder(l) => l.find(price),
@@ -73,7 +73,7 @@ impl LevelStore {
 
     /// Slot of the level at `price`, created empty (count 0) if missing. The caller links
     /// an order into it and then calls `occupied` if the count went from 0 to 1.
-    #[inline]
+    #[inline(always)]
     pub fn slot_for(&mut self, price: i64) -> usize {
         if let LevelStore::Ladder(l) = self {
             match l.slot_for(price) {
@@ -90,7 +90,7 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn level(&self, slot: usize) -> &Level {
         match self {
             LevelStore::Ladder(l) => &l.levels[slot],
@@ -98,7 +98,7 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn level_mut(&mut self, slot: usize) -> &mut Level {
         match self {
             LevelStore::Ladder(l) => &mut l.levels[slot],
@@ -107,7 +107,7 @@ impl LevelStore {
     }
 
     /// The occupied level at `slot` if it holds `price`: validates a cached slot.
-    #[inline]
+    #[inline(always)]
     pub fn level_at(&self, slot: usize, price: i64) -> Option<&Level> {
         let l = match self {
             LevelStore::Ladder(l) => l.levels.get(slot),
@@ -117,7 +117,7 @@ impl LevelStore {
     }
 
     /// The level at `slot` just got its first order.
-    #[inline]
+    #[inline(always)]
     pub fn occupied(&mut self, slot: usize) {
         if let LevelStore::Ladder(l) = self {
             l.occupied(slot);
@@ -125,7 +125,7 @@ impl LevelStore {
     }
 
     /// The level at `slot` just lost its last order.
-    #[inline]
+    #[inline(always)]
     pub fn vacated(&mut self, slot: usize) {
         match self {
             LevelStore::Ladder(l) => l.vacated(slot),
@@ -133,11 +133,33 @@ impl LevelStore {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn best(&self) -> Option<&Level> {
         match self {
             LevelStore::Ladder(l) => (l.best != NONE).then(|| &l.levels[l.best]),
             LevelStore::Sorted(s) => s.levels.last(),
+        }
+    }
+
+    /// `slot` holds the best level (only meaningful for an occupied slot).
+    #[inline(always)]
+    pub fn is_best(&self, slot: usize) -> bool {
+        match self {
+            LevelStore::Ladder(l) => l.best == slot,
+            LevelStore::Sorted(s) => slot + 1 == s.levels.len(),
+        }
+    }
+
+    /// The levels from the best outwards as one slice (`rev`: walk it from the end) and the
+    /// count of non-empty levels, after which a walk can stop. Empty levels (count 0) are
+    /// interleaved in a ladder and must be skipped.
+    #[inline]
+    pub fn best_first(&self) -> (&[Level], bool, usize) {
+        match self {
+            LevelStore::Ladder(l) if l.best == NONE => (&[], false, 0),
+            LevelStore::Ladder(l) if l.is_bid => (l.levels.get(..=l.best).unwrap_or(&[]), true, l.nonempty),
+            LevelStore::Ladder(l) => (l.levels.get(l.best..).unwrap_or(&[]), false, l.nonempty),
+            LevelStore::Sorted(s) => (&s.levels, true, s.levels.len()),
         }
     }
 
@@ -159,6 +181,9 @@ pub struct Ladder {
     base: i64,
     /// 0 while only one price has been seen.
     tick: i64,
+    /// ceil(2^64 / tick): `index` divides by the tick on every add, and a hardware 64-bit
+    /// divide costs more than the rest of the lookup.
+    recip: u128,
     best: usize,
     nonempty: usize,
     is_bid: bool,
@@ -167,7 +192,7 @@ pub struct Ladder {
 
 impl Ladder {
     fn new(is_bid: bool) -> Self {
-        Self { levels: Vec::with_capacity(256), base: 0, tick: 0, best: NONE, nonempty: 0, is_bid, generation: 0 }
+        Self { levels: Vec::with_capacity(256), base: 0, tick: 0, recip: 0, best: NONE, nonempty: 0, is_bid, generation: 0 }
     }
 
     fn clear(&mut self) {
@@ -189,11 +214,14 @@ impl Ladder {
         if self.tick == 0 {
             return (d == 0).then_some(0);
         }
-        if d < 0 || d % self.tick != 0 {
+        if d < 0 {
             return None;
         }
-        let i = (d / self.tick) as u64;
-        (i < self.levels.len() as u64).then_some(i as usize)
+        // d / tick for any multiple d of the tick (< 2^63): with recip = 2^64/tick + e,
+        // 0 <= e < 1, d * recip = q * 2^64 + q * tick * e and q * tick * e < d < 2^64. For
+        // other d the product check fails, and q * tick < d + tick < 2^64 cannot wrap.
+        let i = ((d as u128 * self.recip) >> 64) as u64;
+        (i < self.levels.len() as u64 && i.wrapping_mul(self.tick as u64) == d as u64).then_some(i as usize)
     }
 
     #[inline]
@@ -247,6 +275,7 @@ impl Ladder {
             self.best *= factor;
         }
         self.tick = new_tick;
+        self.recip = ((1u128 << 64) + new_tick as u128 - 1) / new_tick as u128;
         self.generation = self.generation.wrapping_add(1);
         Some(())
     }
@@ -446,6 +475,35 @@ mod tests {
         occupy(&mut s, i64::MIN + 1);
         occupy(&mut s, 0);
         assert_eq!(prices(&s), vec![i64::MIN + 1, 0, i64::MAX]);
+    }
+
+    /// The reciprocal division finds exactly the multiples of the tick, for ticks from 1 to
+    /// the largest, near the ends of the i64 range too.
+    #[test]
+    fn ladder_index_is_exact_for_any_tick() {
+        for tick in [1i64, 3, 7, 25_000_000, 100_000_000, (1 << 40) + 1, i64::MAX / 3, i64::MAX] {
+            for base in [0i64, -5, i64::MIN + 1, i64::MAX - tick.saturating_mul(4).min(i64::MAX - 1)] {
+                let mut l = Ladder::new(true);
+                l.base = base;
+                l.levels = vec![EMPTY; 5];
+                l.tick = 1;
+                l.regrid(tick).unwrap();
+                l.levels = vec![EMPTY; 5];
+                for k in 0..5i64 {
+                    let Some(p) = k.checked_mul(tick).and_then(|o| base.checked_add(o)) else { continue };
+                    assert_eq!(l.index(p), Some(k as usize), "tick {tick} base {base} k {k}");
+                    for off in [1i64, -1, tick / 2] {
+                        if off != 0 && off % tick != 0 {
+                            if let Some(q) = p.checked_add(off) {
+                                let d = q as i128 - base as i128;
+                                let want = (d >= 0 && d % tick as i128 == 0 && d / (tick as i128) < 5).then(|| (d / tick as i128) as usize);
+                                assert_eq!(l.index(q), want, "tick {tick} base {base} price {q}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod bars;
 pub mod book;
 pub mod levels;
+pub mod order_index;
 pub mod decoder;
 pub mod derive;
 pub mod engines;

@@ -246,13 +246,19 @@ impl State {
         a
     }
 
-    #[inline]
+    /// Every record asks; nearly always for the same instrument as the last one.
+    #[inline(always)]
     fn slot(&mut self, id: u32) -> Option<usize> {
         if let Some((lid, li)) = self.last {
             if lid == id {
                 return Some(li);
             }
         }
+        self.slot_lookup(id)
+    }
+
+    #[inline(never)]
+    fn slot_lookup(&mut self, id: u32) -> Option<usize> {
         let i = match self.index.get(&id) {
             Some(&i) => i,
             None => {
@@ -385,8 +391,11 @@ impl State {
                 inst.engines.on_mbo_event_end(&self.cfg.engines, m.hd.ts_event, m.ts_recv, &mut self.engine_out);
                 inst.engines.on_last(m.flags.raw(), m.ts_recv);
             }
-            let top = mbo.book.top();
-            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
+            // An untouched top equals `last_top` (published from this book, the best source).
+            if mbo.book.take_top_dirty() {
+                let top = mbo.book.top();
+                self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBO);
+            }
         }
     }
 

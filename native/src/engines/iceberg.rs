@@ -25,11 +25,11 @@
 //! a hash map reserved for the table's capacity.
 
 use dbn::MboMsg;
-use rustc_hash::FxHashMap;
 
 use super::records::{
     IcebergRec, ICEBERG_ACTIVE, ICEBERG_CANCELLED, ICEBERG_FILLED, ICEBERG_NATIVE, ICEBERG_SYNTHETIC, ZONE_ACTIVE, ZONE_ICEBERG,
 };
+use super::active_index::ActiveIndex;
 use super::table::Table;
 use super::zones::ZoneTable;
 use super::Outputs;
@@ -77,15 +77,13 @@ pub struct IcebergTable {
     pub rows: Table<IcebergRec>,
     /// Rows that could not be stored because the table was full.
     pub dropped: u64,
-    active: FxHashMap<(u32, u64), u32>,
+    active: ActiveIndex,
 }
 
 impl IcebergTable {
     pub fn new(capacity: usize) -> Self {
-        let mut active = FxHashMap::default();
         // Never more active natives than rows, so the index never reallocates.
-        active.reserve(capacity.max(1));
-        Self { rows: Table::new(capacity), dropped: 0, active }
+        Self { rows: Table::new(capacity), dropped: 0, active: ActiveIndex::with_capacity(capacity.max(1)) }
     }
 
     /// Forgets every row (a new session); capacity is kept.
@@ -107,7 +105,7 @@ impl IcebergTable {
                     if r.kind == ICEBERG_NATIVE && r.state == ICEBERG_ACTIVE {
                         // A snapshot with two live rows for one order: the later row wins and
                         // the earlier is closed, or it would stay ACTIVE with nothing to end it.
-                        if let Some(prev) = self.active.insert((r.instrument_id, r.order_id), i) {
+                        if let Some(prev) = self.active.insert(r.instrument_id, r.order_id, i) {
                             if let Some(p) = self.rows.get_mut(prev) {
                                 p.state = ICEBERG_CANCELLED;
                             }
@@ -120,17 +118,20 @@ impl IcebergTable {
         kept
     }
 
+    /// False only if no ACTIVE native iceberg has this order id.
+    #[inline]
+    fn may_be_active(&self, instrument_id: u32, order_id: u64) -> bool {
+        self.active.may_contain(instrument_id, order_id)
+    }
+
     /// Row of the ACTIVE native iceberg with this order id, if any.
     #[inline]
     fn find_active(&self, instrument_id: u32, order_id: u64) -> Option<u32> {
-        if self.active.is_empty() {
-            return None;
-        }
-        self.active.get(&(instrument_id, order_id)).copied()
+        self.active.get(instrument_id, order_id)
     }
 
     fn end_native(&mut self, instrument_id: u32, order_id: u64, idx: u32, state: u8, ts: u64) {
-        self.active.remove(&(instrument_id, order_id));
+        self.active.remove(instrument_id, order_id);
         if let Some(r) = self.rows.get_mut(idx) {
             r.state = state;
             r.last_ts = ts;
@@ -267,7 +268,11 @@ impl IcebergDetector {
         }
         match m.action as u8 {
             b'F' => self.on_fill(m, book),
-            b'C' | b'M' => self.on_change(cfg, m, book, out),
+            // Most C/M records concern no tracked fill, active iceberg or live clip: the
+            // cheap filters say so without a call.
+            b'C' | b'M' if !self.tracks.is_empty() || out.icebergs.may_be_active(self.instrument_id, m.order_id) || self.maybe_live(m.order_id) => {
+                self.on_change(cfg, m, book, out)
+            }
             b'A' if self.awaiting > 0 && cfg.synthetic_enabled => self.on_add(cfg, m, out),
             // Book cleared: pending C/M reductions will never come. Icebergs stay active,
             // since the rebuilt book may bring their order ids back.
@@ -276,7 +281,9 @@ impl IcebergDetector {
         }
     }
 
-    /// After the book applied a record carrying F_LAST.
+    /// After the book applied a record carrying F_LAST. Runs at nearly every record and
+    /// nearly always has nothing to do, so it is inline and the work is not.
+    #[inline]
     pub fn on_event_end(&mut self, cfg: &IcebergConfig, _ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if !cfg.enabled {
             return;
@@ -287,6 +294,12 @@ impl IcebergDetector {
         if !self.tracks.is_empty() {
             self.resolve(cfg, out, ts_recv, false);
         }
+    }
+
+    /// The order may be a live synthetic clip (the filter has no false negatives).
+    #[inline]
+    fn maybe_live(&self, order_id: u64) -> bool {
+        self.live > 0 && self.live_filter & filter_bit(order_id) != 0
     }
 
     /// End of stream: orders still waiting for their C/M are settled with what arrived, and
@@ -335,6 +348,7 @@ impl IcebergDetector {
         });
     }
 
+    #[inline(never)]
     fn on_change(&mut self, cfg: &IcebergConfig, m: &MboMsg, book: &L3Book, out: &mut Outputs) {
         let is_cancel = m.action as u8 == b'C';
         if let Some(t) = self.tracks.iter_mut().find(|t| t.order_id == m.order_id) {
@@ -358,7 +372,7 @@ impl IcebergDetector {
             }
             return;
         }
-        if self.live > 0 && self.live_filter & filter_bit(m.order_id) != 0 {
+        if self.maybe_live(m.order_id) {
             if let Some(i) = self.live_chain(m.order_id) {
                 let moved = !is_cancel && self.chains.get(i).is_some_and(|c| c.price != m.price);
                 if moved || removed() {
@@ -401,6 +415,7 @@ impl IcebergDetector {
 
     /// Settles tracked orders at an event end; ones whose C/M has not arrived wait one more
     /// event (it arrives "in the event of its fills, or immediately after").
+    #[inline(never)]
     fn resolve(&mut self, cfg: &IcebergConfig, out: &mut Outputs, ts: u64, last_chance: bool) {
         let mut keep = 0;
         for r in 0..self.tracks.len() {
@@ -461,7 +476,7 @@ impl IcebergDetector {
                     tbl.dropped += 1;
                     return;
                 };
-                tbl.active.insert((inst, t.order_id), i);
+                tbl.active.insert(inst, t.order_id, i);
                 (i, true)
             }
         };
@@ -537,6 +552,7 @@ impl IcebergDetector {
 
     /// Closes awaiting chains whose replacement window passed (all of them at end of stream):
     /// the last clip traded out and nothing replaced it.
+    #[inline(never)]
     fn expire(&mut self, cfg: &IcebergConfig, out: &mut Outputs, now: u64, all: bool) {
         let mut next = u64::MAX;
         for i in 0..CHAINS {

@@ -9,6 +9,7 @@
 //! MBP-10 + trades all but iceberg detection; trades alone order flow and bars.
 
 pub mod absorption;
+mod active_index;
 pub mod flow;
 pub mod iceberg;
 pub mod pressure;

@@ -210,6 +210,8 @@ impl SweepDetector {
         self.last_agg = Some(i);
     }
 
+    /// Runs at nearly every MBO record; only events with prints have work, out of line.
+    #[inline]
     pub fn on_event_end(&mut self, cfg: &SweepConfig, ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if cfg.enabled && self.n_aggs > 0 {
             self.emit_event(cfg, ts_event, ts_recv, out);
@@ -217,6 +219,7 @@ impl SweepDetector {
         self.reset_event();
     }
 
+    #[inline(never)]
     fn emit_event(&self, cfg: &SweepConfig, ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         let aggs = &self.aggs[..self.n_aggs];
         // Per side (0 = B, 1 = A): the first named aggressor, if a stop run starts with it.
@@ -363,6 +366,7 @@ impl SweepDetector {
 
     /// A reconnect voids the open MBO event. An open L2 group is kept: its prints happened,
     /// and the next print or clock tick closes it.
+    #[inline]
     pub fn reset_event(&mut self) {
         self.n_aggs = 0;
         self.last_agg = None;
