@@ -34,24 +34,9 @@ def goertzel_spectrum(x: F64, periods: Sequence[float] | F64, detrend: str = "li
 def goertzel_powers(x: F64, periods: Sequence[float] | F64, detrend: str = "linear") -> F64: ...
 def goertzel_power(x: F64, period: float, detrend: str = "linear") -> float: ...
 
-class PeriodCount(NamedTuple):
-    period: int
-    anchor_bar: int
-    anchor_kind: int
-    bars_since: int
-    cycle: int
-    in_window: bool
-    window_start: int
-    window_end: int
-
-def cycle_counts(
-    pivot_bar_indices: Sequence[int] | npt.NDArray[np.int64],
-    pivot_kinds: Sequence[int] | npt.NDArray[np.integer],
-    current_bar: int,
-    periods: Sequence[int] = (21, 45, 90),
-    tolerance: int = 2,
-    anchors: int = 3,
-) -> list[PeriodCount]: ...
+# Defined in aurum.kernels.cycle_counts; re-exported here as part of this module's API.
+from aurum.kernels.cycle_counts import PeriodCount as PeriodCount
+from aurum.kernels.cycle_counts import cycle_counts as cycle_counts
 
 class CycleState(NamedTuple):
     bar: int
