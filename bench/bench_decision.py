@@ -64,7 +64,8 @@ def replay(name: str, path: str, bar_ns: int) -> tuple[list[float], list[float],
     closes = 0
     while pl.feed_file(f, 1 << 16):
         t = time.perf_counter()
-        batch = bars.poll().records.copy()
+        recs = bars.poll().records
+        batch = np.frombuffer(recs.tobytes(), dtype=recs.dtype)  # the daemon's snapshot of the bars
         read = time.perf_counter() - t
         n = int((batch["kind"] == _native.BAR_KIND_TIME).sum())
         if not n:
