@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> str:
         denv = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",
                 "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6", "AURUM_FEED_STYPE_IN": "raw_symbol",
                 "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm,
-                "AURUM_PERSISTENCE_CHECKPOINT": str(work / "memory.json"), "AURUM_SIGNALS_BAR_INTERVAL_S": str(bar_s),
+                "AURUM_PERSISTENCE_CHECKPOINT": str(work / "iceberg-memory.bin"), "AURUM_SIGNALS_BAR_INTERVAL_S": str(bar_s),
                 "AURUM_SIGNALS_ENTER": "0.06", "AURUM_SIGNALS_EXIT": "0.05", "AURUM_SIGNALS_MIN_CONFIDENCE": "0.01",
                 "AURUM_SIGNALS_COOLDOWN_BARS": "0",
                 "AURUM_METRICS_PORT": "0"}

@@ -44,7 +44,7 @@ class DaemonProc:
     def __init__(self, tmp_path: Path, port: int, key: str, *, checkpoint: Path | None = None,
                  log_name: str = "daemon.log", shm: str | None = None, env: dict[str, str] | None = None) -> None:
         self.shm = shm or f"aurum-test-{uuid.uuid4().hex[:8]}"
-        self.checkpoint = checkpoint or tmp_path / "memory.json"
+        self.checkpoint = checkpoint or tmp_path / "iceberg-memory.bin"
         self.log_path = tmp_path / log_name
         full = {
             **os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",

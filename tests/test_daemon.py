@@ -121,7 +121,7 @@ def test_systemd_unit_has_the_required_settings() -> None:
     env = dict(line.split("=", 1)[1].split("=", 1) for line in unit.read_text().splitlines()
                if line.startswith("Environment="))
     cfg = load_config(None, environ={k: v for k, v in env.items() if k.startswith("AURUM_")})
-    assert cfg.feed.key_file and cfg.persistence.checkpoint == "/var/lib/aurum/memory.json"
+    assert cfg.feed.key_file and cfg.persistence.checkpoint == "/var/lib/aurum/iceberg-memory.bin"
     assert cfg.shm.mode == 0o640
     sysusers = (unit.parent / "aurum.sysusers").read_text()
     assert any(line.split()[:2] == ["u", "aurum"] for line in sysusers.splitlines() if line.strip())

@@ -20,12 +20,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from daemon_proc import DaemonProc, fake_key
 from gateway_proc import GatewayProc
 
 from aurum import _native
+from aurum.memory import read_memory
 
 # A minute after the simulator's default start: history before it (in the snapshots), live after.
 NOW = "2026-09-14T13:31:00Z"
@@ -170,14 +170,14 @@ def test_garbage_on_the_wire_is_one_clear_error_then_a_reconnect(
 
 def test_restart_restores_the_iceberg_memory_from_the_sigterm_checkpoint(
         tmp_path: Path, gateway: GatewayProc, key: str) -> None:
-    ckpt = tmp_path / "memory.json"
+    ckpt = tmp_path / "iceberg-memory.bin"
     ice, zones = 'aurum_engine_events_total{engine="icebergs"}', 'aurum_engine_events_total{engine="zones"}'
     with start_daemon(tmp_path, gateway, key, checkpoint=ckpt, log_name="daemon1.log") as d:
         seen = d.wait_for("icebergs and zones", lambda: (m := d.metrics())[ice] > 0 and m[zones] > 0 and m, 60)
         assert d.terminate() == 0
         assert "stopped:" in d.log()
-    doc = orjson.loads(ckpt.read_bytes())
-    n_ice, n_zones = len(doc["icebergs"]), len(doc["zones"])
+    ice_rows, zone_rows = read_memory(ckpt)
+    n_ice, n_zones = len(ice_rows), len(zone_rows)
     assert n_ice >= seen[ice] > 0 and n_zones >= seen[zones] > 0
 
     with start_daemon(tmp_path, gateway, key, checkpoint=ckpt, log_name="daemon2.log") as d:

@@ -15,7 +15,7 @@ from aurum import _native
 from aurum.engines import (
     ENGINE_RING_DTYPES, TABLE_DTYPES, engine_status, iceberg_dict, table_array,
 )
-from aurum.memory import SnapshotError, load_memory, restore_memory, save_memory
+from aurum.memory import MAGIC, SnapshotError, export_memory, load_memory, read_memory, restore_memory, save_memory
 from aurum.replay import ReplayOptions, Replayer
 from aurum.rings import ring_array
 from aurum.testing.refills import count_refills
@@ -113,12 +113,26 @@ def test_iceberg_memory_snapshot_round_trip(sim_session: dict[str, Path], tmp_pa
     ice = table_array(pl, "icebergs").copy()
     zones = table_array(pl, "zones").copy()
     assert len(ice) and len(zones)
-    snap = save_memory(pl, tmp_path / "memory.json")
+    snap = save_memory(pl, tmp_path / "memory.bin")
+    data = snap.read_bytes()
+    assert data.startswith(MAGIC)
+    # Header + the native rows, nothing else.
+    assert len(data) == 40 + len(ice) * ice.dtype.itemsize + len(zones) * zones.dtype.itemsize
     fresh = _native.Pipeline()
     assert load_memory(fresh, snap) == (len(ice), len(zones))
+    r_ice, r_zones = read_memory(snap)
+    assert np.array_equal(r_ice, ice) and np.array_equal(r_zones, zones)
     assert np.array_equal(table_array(fresh, "icebergs"), ice)
     assert np.array_equal(table_array(fresh, "zones"), zones)
     assert not list(tmp_path.glob("*.tmp"))
+
+    # The JSON export (and JSON snapshots of earlier builds) restores to the same tables.
+    js = tmp_path / "memory.json"
+    js.write_bytes(orjson.dumps(export_memory(pl)))
+    other = _native.Pipeline()
+    assert load_memory(other, js) == (len(ice), len(zones))
+    assert np.array_equal(table_array(other, "icebergs"), ice)
+    assert np.array_equal(table_array(other, "zones"), zones)
 
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"{not json")
@@ -126,8 +140,23 @@ def test_iceberg_memory_snapshot_round_trip(sim_session: dict[str, Path], tmp_pa
         load_memory(fresh, bad)
     with pytest.raises(SnapshotError, match="format"):
         restore_memory(fresh, {"format": "other"})
+    corrupt = bytearray(data)
+    corrupt[-3] ^= 0x40
+    cases = {
+        "truncated": (data[:-5], "truncated"),
+        "header": (data[:20], "header"),
+        "corrupt": (bytes(corrupt), "checksum"),
+        "layout": (data[:8] + (ice.dtype.itemsize + 8).to_bytes(4, "little") + data[12:], "layout"),
+        "garbage": (b"\x00garbage", "not an Iceberg Memory snapshot"),
+    }
+    for name, (blob, why) in cases.items():
+        f = tmp_path / f"{name}.bin"
+        f.write_bytes(blob)
+        with pytest.raises(SnapshotError, match=f"{name}.bin.*{why}|{why}.*{name}.bin"):
+            load_memory(fresh, f)
     # A refused snapshot leaves the tables as they were.
     assert np.array_equal(table_array(fresh, "icebergs"), ice)
+    assert np.array_equal(table_array(fresh, "zones"), zones)
 
 
 def test_every_native_refill_in_real_es_day_is_found(es_real: Path) -> None:

@@ -149,7 +149,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6",
                "AURUM_FEED_STYPE_IN": "raw_symbol",
                "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm,
-               "AURUM_PERSISTENCE_CHECKPOINT": str(tmp / "memory.json"), "AURUM_METRICS_PORT": "0",
+               "AURUM_PERSISTENCE_CHECKPOINT": str(tmp / "iceberg-memory.bin"), "AURUM_METRICS_PORT": "0",
                # 5 s bars and loose thresholds: signals (and their gauges) within seconds.
                "AURUM_SIGNALS_BAR_INTERVAL_S": "5", "AURUM_SIGNALS_ENTER": "0.2", "AURUM_SIGNALS_EXIT": "0.1",
                "AURUM_SIGNALS_MIN_CONFIDENCE": "0.1", "AURUM_SIGNALS_COOLDOWN_BARS": "1"}

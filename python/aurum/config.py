@@ -68,7 +68,7 @@ class MetricsConfig:
 
 @dataclass
 class PersistenceConfig:
-    checkpoint: str = "/var/lib/aurum/memory.json"
+    checkpoint: str = "/var/lib/aurum/iceberg-memory.bin"
     checkpoint_every_s: float = 60.0
     journal_dir: str | None = None
     journal_rotate_mb: int = 256

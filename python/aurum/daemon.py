@@ -115,7 +115,6 @@ class Daemon:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_memory(self.pipeline, path)
             self.stats.checkpoints += 1
-            _trim_heap()
         except OSError as e:
             self.stats.checkpoint_errors += 1
             log.error("checkpoint to %s failed: %s", path, e.strerror or e)
@@ -402,18 +401,6 @@ class Daemon:
         self.fallback.stop()
         self.source = "databento"
         self._publish_state(time.time_ns())
-
-
-def _trim_heap() -> None:
-    """Give the checkpoint's transient memory back to the OS. The snapshot of a full Iceberg
-    Memory is megabytes of short-lived objects; glibc keeps freed heap by default, so without
-    this the RSS ratchets up with the table at every checkpoint (seen in bench_latency.py)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def _has_loop() -> bool:

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         denv = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1",
                 "AURUM_FEED_PORT": str(port), "AURUM_FEED_SYMBOLS": "GCZ6", "AURUM_FEED_STYPE_IN": "raw_symbol",
                 "AURUM_FEED_SCHEMAS": "mbo", "AURUM_FEED_CLOCK": "data", "AURUM_SHM_NAME": shm_name,
-                "AURUM_PERSISTENCE_CHECKPOINT": str(work / "memory.json"), "AURUM_SIGNALS_BAR_INTERVAL_S": "5",
+                "AURUM_PERSISTENCE_CHECKPOINT": str(work / "iceberg-memory.bin"), "AURUM_SIGNALS_BAR_INTERVAL_S": "5",
                 "AURUM_METRICS_PORT": "0"}
         daemon = subprocess.Popen([*_aurum(), "run"], stdout=subprocess.DEVNULL,
                                   stderr=(work / "daemon.log").open("w"), text=True, env=denv)
