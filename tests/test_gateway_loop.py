@@ -73,3 +73,50 @@ def test_without_loop_the_source_ends(mbo_file: Path) -> None:
     src = FileSource([mbo_file])
     batches = _take(src, 10 * len(src))
     assert sum(len(b) for b in batches) == len(src)
+
+
+def test_lap_shift_fast_path_equals_the_general_one(mbo_file: Path) -> None:
+    from aurum.gateway.sources import _shift_general, _shift_lap, _shift_uniform
+
+    src = FileSource([mbo_file])
+    batches = [b for b in _take(src, 20_000) if len(b) and np.all(b.rtypes == R.RTYPE_MBO)]
+    assert batches
+    dt, oid = 86_400 * 10**9 + 12_345, 3 << 52
+    for b in batches:
+        fast, slow = _shift_uniform(b, dt, oid), _shift_general(b, dt, oid)
+        assert fast.data.tobytes() == slow.data.tobytes()
+        assert np.array_equal(fast.ts, slow.ts)
+        assert _shift_lap(b, dt, oid).data.tobytes() == slow.data.tobytes()
+        assert b.data.tobytes() != fast.data.tobytes()  # shifted a copy, not the source
+    recs = np.frombuffer(fast.data.tobytes(), dtype=R.MBO_DTYPE)
+    orig = np.frombuffer(batches[-1].data.tobytes(), dtype=R.MBO_DTYPE)
+    assert np.array_equal(recs["ts_event"] - orig["ts_event"], np.full(len(recs), dt, dtype=np.uint64))
+    assert np.array_equal(recs["ts_recv"] - orig["ts_recv"], np.full(len(recs), dt, dtype=np.uint64))
+    assert np.array_equal(recs["order_id"] - orig["order_id"], np.full(len(recs), oid, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_ts_out_frame_appends_the_stamp_to_every_record(mbo_file: Path, mixed: bool) -> None:
+    src = FileSource([mbo_file])
+    b = next(b for b in _take(src, 5_000) if len(b) > 10)
+    data, lengths = b.data.tobytes()[: int(b.lengths[:10].sum())], b.lengths[:10]
+    if mixed:  # a record of another size in the middle (the index path)
+        extra = R.system_msg(3, "Finished replay", 1)
+        cut = int(lengths[:4].sum())
+        data = data[:cut] + extra + data[cut:]
+        lengths = np.concatenate([lengths[:4], [len(extra)], lengths[4:]])
+    frame = R.TsOutFrame(data, lengths)
+    ts = 1_765_000_000_123_456_789
+    out = frame.stamp(ts).tobytes()
+    # The reference: each record, its length byte + 2 words, then the stamp.
+    want, pos = b"", 0
+    for n in lengths.tolist():
+        rec = bytearray(data[pos : pos + n])
+        rec[0] += 2
+        want += bytes(rec) + ts.to_bytes(8, "little")
+        pos += n
+    assert out == want
+    assert np.array_equal(frame.lengths, lengths + 8)
+    assert frame.stamp(ts + 1).tobytes() == want.replace(ts.to_bytes(8, "little"), (ts + 1).to_bytes(8, "little"))
+    framed, new_lengths = R.add_ts_out(data, lengths, ts)
+    assert framed == want and np.array_equal(new_lengths, lengths + 8)

@@ -227,34 +227,56 @@ def gather(data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> bytes:
     return data[_spread(offsets, lengths)].tobytes()
 
 
+class TsOutFrame:
+    """A batch framed for ts_out: every record followed by an 8-byte slot for the gateway send
+    time, filled by ``stamp`` just before the socket write (so the stamp is the send time, not
+    the time the batch was prepared)."""
+
+    def __init__(self, data: bytes | np.ndarray, lengths: np.ndarray) -> None:
+        n = len(lengths)
+        src = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+        self.lengths = lengths + 8
+        self.buf = np.empty(int(self.lengths.sum()), dtype=np.uint8)
+        self._slots: np.ndarray | None = None  # a u64 column, or byte indices when lengths vary
+        self._idx: np.ndarray | None = None
+        if n == 0:
+            return
+        old_starts = np.cumsum(lengths) - lengths
+        if np.any(src[old_starts] > 253):
+            raise ValueError("record too long for ts_out (length byte would overflow)")
+        width = int(lengths[0])
+        if width % 8 == 0 and np.all(lengths == width):
+            # One record size (the common single-schema case): a 2-D view, no index arrays;
+            # the slots are one strided u64 column.
+            grid = self.buf.reshape(n, width + 8)
+            grid[:, :width] = src[: n * width].reshape(n, width)
+            self._slots = self.buf.view("<u8").reshape(n, width // 8 + 1)[:, -1]
+            self.buf[:: width + 8] += 2
+        else:
+            new_starts = np.cumsum(self.lengths) - self.lengths
+            self.buf[_spread(new_starts, lengths)] = src[_spread(old_starts, lengths)]
+            self._idx = _spread(new_starts + lengths, np.full(n, 8, dtype=np.int64))
+            self.buf[new_starts] += 2
+
+    def stamp(self, ts_out: int) -> np.ndarray:
+        """Writes the send time into every slot; returns the framed bytes (a uint8 array)."""
+        if self._slots is not None:
+            self._slots[:] = ts_out
+        elif self._idx is not None:
+            self.buf[self._idx] = np.tile(np.frombuffer(ts_out.to_bytes(8, "little"), dtype=np.uint8), len(self.lengths))
+        return self.buf
+
+
 def add_ts_out(data: bytes, lengths: np.ndarray, ts_out: int) -> tuple[bytes, np.ndarray]:
     """Append the u64 gateway send time to every record and add 2 words to its length byte.
 
     Returns the new buffer and the new record lengths. One send time per batch: every record of a
     batch leaves the gateway in the same socket write.
     """
-    n = len(lengths)
-    if n == 0:
-        return data, lengths
-    src = np.frombuffer(data, dtype=np.uint8)
-    new_lengths = lengths + 8
-    new_starts = np.cumsum(new_lengths) - new_lengths
-    out = np.empty(int(new_lengths.sum()), dtype=np.uint8)
-    old_starts = np.cumsum(lengths) - lengths
-    if np.all(lengths == lengths[0]):
-        # One record size (the common single-schema case): a 2-D view, no index arrays.
-        width = int(lengths[0])
-        grid = out.reshape(n, width + 8)
-        grid[:, :width] = src.reshape(n, width)
-        grid[:, width:] = np.frombuffer(ts_out.to_bytes(8, "little"), dtype=np.uint8)
-    else:
-        out[_spread(new_starts, lengths)] = src[_spread(old_starts, lengths)]
-        ts_idx = _spread(new_starts + lengths, np.full(n, 8, dtype=np.int64))
-        out[ts_idx] = np.tile(np.frombuffer(ts_out.to_bytes(8, "little"), dtype=np.uint8), n)
-    if np.any(src[old_starts] > 253):
-        raise ValueError("record too long for ts_out (length byte would overflow)")
-    out[new_starts] += 2
-    return out.tobytes(), new_lengths
+    if len(lengths) == 0:
+        return bytes(data), lengths
+    frame = TsOutFrame(data, lengths)
+    return frame.stamp(ts_out).tobytes(), frame.lengths
 
 
 def with_ts_out(record: bytes, ts_out: int) -> bytes:

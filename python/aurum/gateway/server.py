@@ -502,14 +502,16 @@ class Session:
             mask = await self._slow_reader(batch, mask)
         if not mask.any():
             return
+        payload: bytes | np.ndarray
         if mask.all():
-            payload = batch.data.tobytes()
-            lengths = batch.lengths
+            payload, lengths = batch.data, batch.lengths
         else:
             payload = R.gather(batch.data, batch.offsets[mask], batch.lengths[mask])
             lengths = batch.lengths[mask]
         if self._ts_out:
-            payload, lengths = R.add_ts_out(payload, lengths, time.time_ns())
+            frame = R.TsOutFrame(payload, lengths)
+            # Stamped after the framing work, right before the write: ts_out is the send time.
+            payload, lengths = frame.stamp(time.time_ns()), frame.lengths
         await self._send_records(payload, lengths)
         self.clock_ts = int(batch.ts[-1])
 
@@ -540,7 +542,7 @@ class Session:
             await self._send_gateway(msg)
         return mask
 
-    async def _send_records(self, payload: bytes, lengths: np.ndarray) -> None:
+    async def _send_records(self, payload: bytes | np.ndarray, lengths: np.ndarray) -> None:
         """Data records, with the record-count faults fired at their exact record."""
         while len(lengths):
             fault = self.faults.next_record_fault()
@@ -557,7 +559,7 @@ class Session:
             self.faults.mark_fired()
             await self._fire(fault, payload, lengths)
 
-    async def _fire(self, fault: Fault, payload: bytes, lengths: np.ndarray) -> None:
+    async def _fire(self, fault: Fault, payload: bytes | np.ndarray, lengths: np.ndarray) -> None:
         log.info("session %d: fault %s after %d records", self.id, fault, self.records_out)
         if fault.kind == "cut":
             half = int(lengths[0]) // 2 if len(lengths) else 0
@@ -584,11 +586,13 @@ class Session:
     async def _send_gateway(self, record: bytes) -> None:
         await self._write(self._framed(record))
 
-    async def _write(self, raw: bytes) -> None:
+    async def _write(self, raw: bytes | np.ndarray) -> None:
         async with self._wlock:
             await self._write_locked(raw)
 
-    async def _write_locked(self, raw: bytes) -> None:
+    async def _write_locked(self, raw: bytes | np.ndarray) -> None:
+        if isinstance(raw, np.ndarray):
+            raw = memoryview(raw)  # transports take bytes-like objects, not arrays
         if self._compressor is not None:
             import zstandard
 
