@@ -9,9 +9,9 @@ Three processes on loopback, as in production:
   publishes signals to shared memory, each stamped with the ``ts_out`` of the record that
   closed its bar; bars span ``speed / 10`` data-seconds, so they close about 10 times per
   wall second, and loose thresholds make most closes publish a signal;
-- a consumer process (this file, ``--consumer``) busy-polls the ring with ``aurum.consumer``
-  and records ``time.time_ns() - ts_out`` for every signal: gateway send -> signal visible
-  to another process.
+- a consumer process (this file, ``--consumer``) blocks in ``ShmReader.wait`` (the segment's
+  notify futex; ``--spin`` busy-polls instead) and records ``time.time_ns() - ts_out`` for
+  every signal and state update: gateway send -> visible to another process.
 
 Also reported: the daemon's own native histograms (socket read -> chunk processed, gateway
 send -> signal published, from the Prometheus endpoint), the records rate it achieved, and
@@ -22,7 +22,7 @@ Usage::
     python bench/bench_latency.py                     # 10 minutes at 1M records/s
     python bench/bench_latency.py --duration 60 --out /tmp/lat.md
 
-Keep the machine otherwise idle: on 2 cores, gateway, daemon and a spinning consumer
+Keep the machine otherwise idle: on 2 cores, gateway and daemon (and a spinning consumer)
 already compete for CPU, and that contention shows in the tail.
 """
 
@@ -47,8 +47,9 @@ import numpy as np
 AURUM = [sys.executable, "-m", "aurum.cli"]
 
 
-def consumer(shm: str, out: Path, duration: float, sleep_s: float = 0.0) -> int:
-    """Spin on the ring; save one latency sample (ns) per stamped signal."""
+def consumer(shm: str, out: Path, duration: float, sleep_s: float = 0.0, wait: bool = False) -> int:
+    """Watch the ring (spinning, napping ``sleep_s``, or blocked in ``ShmReader.wait``); save
+    one latency sample (ns) per stamped signal and per state update."""
     from aurum.consumer import SegmentMissing, ShmReader
 
     deadline = time.monotonic() + duration + 60
@@ -67,6 +68,8 @@ def consumer(shm: str, out: Path, duration: float, sleep_s: float = 0.0) -> int:
     end = time.monotonic() + duration
     stop = Path(str(out) + ".stop")
     while time.monotonic() < end and not stop.exists():
+        if wait:
+            r.wait(0.1)  # blocked on the notify futex until the daemon publishes
         sigs, _ = r.poll()
         if sleep_s and not sigs:
             time.sleep(sleep_s)  # yield the core (2-core machines): costs up to sleep_s of visibility
@@ -95,6 +98,12 @@ def _rss_kb(pid: int) -> tuple[int, int]:
     rss = int(re.search(r"VmRSS:\s+(\d+)", txt).group(1))  # type: ignore[union-attr]
     hwm = int(re.search(r"VmHWM:\s+(\d+)", txt).group(1))  # type: ignore[union-attr]
     return rss, hwm
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _metric(body: str, name: str) -> float:
@@ -141,7 +150,8 @@ def run(args: argparse.Namespace) -> str:
     procs: list[subprocess.Popen] = []
     try:
         gw = subprocess.Popen([*AURUM, "gateway", "--data", str(mbo), "--port", "0", "--speed", f"{speed:g}x",
-                               "--at-end", "loop", "--slow-reader-lag", "3600"],
+                               "--at-end", "loop", "--slow-reader-lag", "3600",
+                               "--batch-ms", f"{args.batch_ms:g}"],
                               stdout=subprocess.PIPE, stderr=(work / "gateway.log").open("w"), text=True,
                               env={**os.environ, "AURUM_GATEWAY_KEYS": key})
         procs.append(gw)
@@ -159,7 +169,8 @@ def run(args: argparse.Namespace) -> str:
         procs.append(daemon)
         samples = work / "lat.npy"
         cons = subprocess.Popen([sys.executable, __file__, "--consumer", shm, "--samples", str(samples),
-                                 "--duration", str(args.duration), "--poll-sleep-us", str(args.poll_sleep_us)])
+                                 "--duration", str(args.duration), "--poll-sleep-us", str(args.poll_sleep_us),
+                                 *(["--spin"] if args.spin else [])])
         procs.append(cons)
         deadline = time.monotonic() + 60
         while "metrics on http://" not in log.read_text():
@@ -178,8 +189,10 @@ def run(args: argparse.Namespace) -> str:
             if rec0 is None and time.monotonic() - t0 >= 5:
                 body = urllib.request.urlopen(url, timeout=5).read().decode()
                 rec0 = (time.monotonic(), _metric(body, 'aurum_records_total{rtype="mbo"}'))
+                cpu0 = {name: _cpu_s(p.pid) for name, p in (("gateway", gw), ("daemon", daemon), ("consumer", cons))}
         body = urllib.request.urlopen(url, timeout=5).read().decode()
         rec1 = (time.monotonic(), _metric(body, 'aurum_records_total{rtype="mbo"}'))
+        cpu1 = {name: _cpu_s(p.pid) for name, p in (("gateway", gw), ("daemon", daemon), ("consumer", cons))}
         hwm = _rss_kb(daemon.pid)[1]
         Path(str(samples) + ".stop").touch()
         cons.wait(timeout=60)
@@ -197,6 +210,7 @@ def run(args: argparse.Namespace) -> str:
                 p.kill()
         Path("/dev/shm", shm).unlink(missing_ok=True)
     rate = (rec1[1] - rec0[1]) / (rec1[0] - rec0[0]) if rec0 else 0.0
+    cpu = ", ".join(f"{k} {100 * (cpu1[k] - cpu0[k]) / (rec1[0] - rec0[0]):.0f} %" for k in cpu1) if rec0 else "n/a"
     t = np.array([x for x, _ in rss])
     r = np.array([y for _, y in rss], dtype=float) / 1024
     steady = t >= min(60.0, args.duration / 2)
@@ -208,6 +222,8 @@ def run(args: argparse.Namespace) -> str:
         p = np.percentile(x, [50, 99, 99.9])
         return f"| {name} | {len(x)} | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | {x.max():.1f} |"
 
+    mode = ("blocked in ShmReader.wait on the notify futex" if not args.spin else
+            "spinning" if not args.poll_sleep_us else f"napping {args.poll_sleep_us:g} us when idle")
     sock = _hist_quantiles(body, "aurum_socket_to_processed_seconds", q)
     g2s = _hist_quantiles(body, "aurum_gateway_to_signal_seconds", q)
     date = dt.date.today().isoformat()
@@ -215,13 +231,14 @@ def run(args: argparse.Namespace) -> str:
         f"# Live-path latency and memory ({date})",
         "",
         f"`python bench/bench_latency.py --duration {args.duration:g} --rate {args.rate:g} "
-        f"--poll-sleep-us {args.poll_sleep_us:g}`; "
+        f"--batch-ms {args.batch_ms:g}{' --spin --poll-sleep-us ' + format(args.poll_sleep_us, 'g') if args.spin else ''}`; "
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}. Gateway, daemon and the consumer "
-        f"({'spinning' if not args.poll_sleep_us else f'sleeping {args.poll_sleep_us:g} us when idle'}) share the machine. Simulated GC MBO session "
+        f"({mode}) share the machine. Simulated GC MBO session "
         f"({len(src):,} records, looped), paced at {speed:.1f}x real time; bars of {bar_s} data-seconds "
         "(about 10 bar closes per wall second), loose signal thresholds so most closes publish.",
         "",
         f"- records/s processed by the daemon (from its counters): **{rate:,.0f}** (target {args.rate:,.0f})",
+        f"- CPU per process over the same span (100 % = one core): {cpu}",
         f"- signals seen by the consumer: {len(lats)} stamped, {unstamped} without ts_out, {lost} lost to laps",
         "",
         "Gateway send (ts_out) -> visible to the consumer process, µs, exact per sample:",
@@ -249,13 +266,18 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1e6, help="gateway records/s (default 1,000,000)")
     ap.add_argument("--records", type=int, default=2_000_000, help="simulated session size, looped (default 2M)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
+    ap.add_argument("--batch-ms", type=float, default=0.0,
+                    help="gateway --batch-ms: gather due records this long between writes (default 0)")
+    ap.add_argument("--spin", action="store_true",
+                    help="the consumer spins on poll() (or naps --poll-sleep-us) instead of blocking in "
+                         "ShmReader.wait() on the segment's notify futex (the default)")
     ap.add_argument("--poll-sleep-us", type=float, default=0.0,
-                    help="consumer sleeps this long when it finds nothing (default 0: spin on a core)")
+                    help="with --spin: nap this long when nothing is new (default 0: spin on a core)")
     ap.add_argument("--consumer", metavar="SHM", help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.consumer:
-        return consumer(args.consumer, args.samples, args.duration, args.poll_sleep_us * 1e-6)
+        return consumer(args.consumer, args.samples, args.duration, args.poll_sleep_us * 1e-6, wait=not args.spin)
     md = run(args)
     print(md)
     if args.out:

@@ -12,6 +12,8 @@ import orjson
 from daemon_proc import AURUM, DaemonProc, fake_key, parse_metrics
 from gateway_proc import GatewayProc
 
+from aurum.memory import read_memory
+
 
 def test_demo_streams_signals_end_to_end() -> None:
     out = subprocess.run([*AURUM, "demo", "--count", "3", "--json", "--timeout", "150"],
@@ -42,7 +44,7 @@ def test_daemon_stops_gracefully_on_sigterm_with_a_checkpoint(tmp_path: Path) ->
             assert d.terminate(timeout=10) == 0, d.log()
             assert time.monotonic() - t0 < 2.0, "graceful stop took too long"
             assert d.checkpoint.exists()
-            assert orjson.loads(d.checkpoint.read_bytes())["format"].startswith("aurum-iceberg-memory")
+            read_memory(d.checkpoint)  # a complete, valid snapshot (header, rows, checksum)
             assert "stopped:" in d.log()
     finally:
         gw.stop()

@@ -276,6 +276,86 @@ def _run_tail(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=30)
 
 
+def test_wait_sleeps_in_the_kernel_until_the_writer_publishes(name):
+    """``ShmReader.wait`` blocks on the notify futex: a reader in another process, waiting
+    with a 60 s timeout, wakes on the writer's publication (not on its timeout), for a signal
+    and for a state update; nothing published means a timeout; and a publication between a
+    poll and the next wait is never slept through."""
+    script = textwrap.dedent(f"""
+        import json, sys, time
+        from aurum.consumer import ShmReader
+        r = ShmReader({name!r})
+        out = []
+        for _ in range(2):
+            print("waiting", flush=True)
+            t0 = time.monotonic()
+            woke = r.wait(60.0)
+            out.append([woke, time.monotonic() - t0, len(r.poll()[0]), r.state_seq()])
+        print(json.dumps(out), flush=True)
+    """)
+    with Writer(name, capacity=8) as w:
+        r = ShmReader(name)
+        assert r.wait(0.05) is False  # nothing published: the timeout
+        child = subprocess.Popen([sys.executable, "-c", script], env=PYENV, text=True, stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == "waiting"
+        cpu0 = _cpu_seconds(child.pid)
+        time.sleep(1.0)
+        # A blocked waiter uses no CPU (a spinning one would use ~1 s of it here).
+        assert _cpu_seconds(child.pid) - cpu0 < 0.3
+        w.publish(reason="wake-1")
+        assert child.stdout.readline().strip() == "waiting"
+        time.sleep(0.3)
+        w.update_state(last=4100.5)
+        res = json.loads(child.stdout.readline())
+        assert child.wait(timeout=30) == 0
+        (woke1, dt1, n1, _), (woke2, dt2, n2, st2) = res
+        assert woke1 and n1 == 1 and dt1 < 30  # woken by the publication, not the 60 s timeout
+        assert woke2 and n2 == 0 and st2 == 1 and dt2 < 30
+        # No lost wake-up: a publication after the reader's last wait returned is seen at once.
+        assert r.wait(0) is True  # the publications above
+        assert r.wait(0) is True  # and "wake-1" is still unread
+        assert [x["reason"] for x in r.poll()[0]] == ["wake-1"]
+        assert r.wait(0.01) is False
+        w.publish(reason="between")
+        assert r.wait(60.0) is True and r.poll()[0][-1]["reason"] == "between"
+        r.close()
+
+
+def test_batched_wake_ups_wake_readers_only_at_wake(name):
+    """With ``wake_on_publish=False`` (the daemon) publications count in ``notify`` at once,
+    so a reader that checks sees them, but a reader blocked in the kernel is woken by
+    ``wake()``; a ``wake()`` with nothing published is a no-op."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from aurum.consumer import ShmReader
+        r = ShmReader({name!r})
+        print("waiting", flush=True)
+        t0 = time.monotonic()
+        woke = r.wait(60.0)
+        print(woke, len(r.poll()[0]), r.state_seq(), flush=True)
+    """)
+    with Writer(name, capacity=8, wake_on_publish=False) as w:
+        w.wake()  # nothing published: nothing to do
+        child = subprocess.Popen([sys.executable, "-c", script], env=PYENV, text=True, stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == "waiting"
+        r = ShmReader(name)
+        time.sleep(0.3)
+        w.publish(reason="a")
+        w.update_state(last=4100.0)
+        time.sleep(0.5)
+        assert child.poll() is None  # still blocked: no wake yet
+        assert r.wait(0) is True  # but a reader that looks sees the publications
+        w.wake()
+        assert child.stdout.readline().split() == ["True", "1", "1"]
+        assert child.wait(timeout=30) == 0
+        r.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_tail_command(name):
     missing = _run_tail("--name", name)
     assert missing.returncode == 2 and name in missing.stderr and missing.stderr.count("\n") == 1

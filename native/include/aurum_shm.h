@@ -1,5 +1,5 @@
 /*
- * aurum_shm.h - layout of Aurum's shared-memory signal segment (/dev/shm/<name>), v1.
+ * aurum_shm.h - layout of Aurum's shared-memory signal segment (/dev/shm/<name>), v3.
  *
  * One writer (the Aurum daemon), any number of read-only readers. Mirrors
  * native/src/shm.rs; tests check that AURUM_SHM_LAYOUT_DESC here is byte-identical to the
@@ -11,17 +11,24 @@
  *   [1280, ...)   capacity x struct aurum_shm_signal (per-slot seqlock; lossy ring)
  *
  * All integers little-endian. Prices are int64 fixed point in 1e-9 USD, INT64_MAX = none.
- * Timestamps are CLOCK_REALTIME nanoseconds. Needs GCC or Clang (__atomic builtins).
+ * Timestamps are CLOCK_REALTIME nanoseconds. Needs GCC or Clang (__atomic builtins); on glibc,
+ * define _DEFAULT_SOURCE (or _GNU_SOURCE) before including it, for syscall() (futex wait).
  */
 #ifndef AURUM_SHM_H
 #define AURUM_SHM_H
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 #define AURUM_SHM_DEFAULT_NAME "aurum-signals"
 #define AURUM_SHM_MAGIC "AURUMSHM"
-#define AURUM_SHM_VERSION 2u
+#define AURUM_SHM_VERSION 3u
 #define AURUM_SHM_HEADER_SIZE 256u
 #define AURUM_SHM_STATE_OFFSET 256u
 #define AURUM_SHM_STATE_SIZE 1024u
@@ -38,10 +45,10 @@ enum { AURUM_FEED_DOWN = 0, AURUM_FEED_LIVE = 1, AURUM_FEED_STALE = 2, AURUM_FEE
 
 /* FNV-1a 64 of this string is the header's layout_hash: refuse a segment whose hash differs. */
 #define AURUM_SHM_LAYOUT_DESC \
-    "aurum-shm/2;" \
+    "aurum-shm/3;" \
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24," \
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44," \
-    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};" \
+    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,notify:u64@72,heartbeat_ns:u64@128};" \
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40," \
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62," \
     "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};" \
@@ -65,7 +72,10 @@ struct aurum_shm_header {
     uint64_t total_size;
     uint64_t epoch;         /* changes on every (re)initialisation: resync when it does */
     uint64_t write_seq;     /* @64 atomic: signals published; next signal's seq */
-    uint8_t _pad0[56];
+    uint64_t notify;        /* @72 atomic: publications (signals and state updates) so far;
+                               the writer FUTEX_WAKEs its low 32 bits after each, so readers
+                               may block in FUTEX_WAIT on them instead of polling */
+    uint8_t _pad0[48];
     uint64_t heartbeat_ns;  /* @128 atomic: writer alive if recent */
     uint8_t _pad1[120];
 };
@@ -120,6 +130,7 @@ struct aurum_shm_signal {
 
 _Static_assert(sizeof(struct aurum_shm_header) == 256, "header size");
 _Static_assert(offsetof(struct aurum_shm_header, write_seq) == 64, "write_seq offset");
+_Static_assert(offsetof(struct aurum_shm_header, notify) == 72, "notify offset");
 _Static_assert(offsetof(struct aurum_shm_header, heartbeat_ns) == 128, "heartbeat offset");
 _Static_assert(sizeof(struct aurum_shm_zone) == 24, "zone size");
 _Static_assert(sizeof(struct aurum_shm_state) == 1024, "state size");
@@ -176,6 +187,29 @@ static inline int aurum_shm_read_state(const uint8_t *base, struct aurum_shm_sta
         if (__atomic_load_n(&st->lock, __ATOMIC_RELAXED) == l1) return 1;
     }
     return 0;
+}
+
+/* The futex word readers wait on: notify's low 32 bits. */
+static inline uint32_t aurum_shm_notify_word(const struct aurum_shm_header *h) {
+    return (uint32_t)aurum_shm_load(&h->notify);
+}
+
+/* Blocks until the writer publishes again after `seen` (a value of aurum_shm_notify_word read
+ * before the reader last found nothing new), or `timeout_ns` passes. Returns at once if it
+ * already has. Without Linux futexes it naps 200 us instead. */
+static inline void aurum_shm_wait(const struct aurum_shm_header *h, uint32_t seen, long timeout_ns) {
+#ifdef __linux__
+    struct timespec ts = {timeout_ns / 1000000000L, timeout_ns % 1000000000L};
+    const uint32_t *word = (const uint32_t *)&h->notify; /* the low half on little-endian */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word += 1;
+#endif
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
+#else
+    (void)h; (void)seen;
+    struct timespec nap = {0, timeout_ns < 200000 ? timeout_ns : 200000};
+    nanosleep(&nap, NULL);
+#endif
 }
 
 #endif /* AURUM_SHM_H */

@@ -8,6 +8,7 @@
  * segment is missing or has another layout, 3 on timeout before N signals.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* syscall(), for the futex wait in aurum_shm.h */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -99,11 +100,12 @@ int main(int argc, char **argv) {
     long seen = 0;
     double deadline = ms_now() + timeout_ms;
     while (count < 0 || seen < count) {
+        uint32_t word = aurum_shm_notify_word(h); /* before the check: no publish can slip by */
         w = aurum_shm_load(&h->write_seq);
         if (next >= w) {
-            if (ms_now() > deadline) break;
-            struct timespec nap = {0, 200000};
-            nanosleep(&nap, NULL);
+            double left = deadline - ms_now();
+            if (left <= 0) break;
+            aurum_shm_wait(h, word, (long)((left < 100 ? left : 100) * 1e6));
             continue;
         }
         if (w - next > cap) { /* lapped: the older signals are gone */

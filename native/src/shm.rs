@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! [0, 256)        header: magic, version, layout hash, geometry, pid, epoch,
-//!                 write_seq (own cache line, @64), heartbeat_ns (own cache line, @128)
+//!                 write_seq and notify (own cache line, @64/@72), heartbeat_ns (own line, @128)
 //! [256, 1280)     latest-state block, guarded by a seqlock (lock word @256)
 //! [1280, ...)     ring of `capacity` 256-byte signal slots, each with its own seqlock
 //! ```
@@ -40,7 +40,7 @@ pub const DEFAULT_CAPACITY: u32 = 4096;
 pub const MAX_CAPACITY: u32 = 1 << 22;
 
 pub const MAGIC: [u8; 8] = *b"AURUMSHM";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 pub const HEADER_SIZE: usize = 256;
 pub const STATE_OFFSET: usize = 256;
 pub const STATE_SIZE: usize = 1024;
@@ -63,15 +63,15 @@ const OFF_MAGIC: usize = 0; const OFF_VERSION: usize = 8; const OFF_HEADER_SIZE:
 const OFF_LAYOUT_HASH: usize = 16; const OFF_CAPACITY: usize = 24; const OFF_RECORD_SIZE: usize = 28;
 const OFF_STATE_OFFSET: usize = 32; const OFF_STATE_SIZE: usize = 36; const OFF_RING_OFFSET: usize = 40;
 const OFF_WRITER_PID: usize = 44; const OFF_TOTAL_SIZE: usize = 48; const OFF_EPOCH: usize = 56;
-const OFF_WRITE_SEQ: usize = 64; const OFF_HEARTBEAT: usize = 128;
+const OFF_WRITE_SEQ: usize = 64; const OFF_NOTIFY: usize = 72; const OFF_HEARTBEAT: usize = 128;
 
 /// The canonical layout description. Identical strings live in `aurum_shm.h` and
 /// `aurum/consumer.py`; tests check all three agree. Change a field: bump VERSION and this.
 pub const LAYOUT_DESC: &str = concat!(
-    "aurum-shm/2;",
+    "aurum-shm/3;",
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24,",
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44,",
-    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};",
+    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,notify:u64@72,heartbeat_ns:u64@128};",
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40,",
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62,",
     "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};",
@@ -364,6 +364,9 @@ pub struct ShmSignalWriter {
     next_seq: u64,
     state_version: u64,
     unlink_on_drop: bool,
+    // Readers are woken at each publication unless the owner batches wake-ups (`wake`).
+    wake_on_publish: bool,
+    wake_pending: bool,
 }
 
 impl ShmSignalWriter {
@@ -405,7 +408,8 @@ impl ShmSignalWriter {
             file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.set_len(len as u64)?;
             let map = Mapping::new(&file, len, true)?;
-            let mut w = Self { map, _file: file, path, mask: capacity as u64 - 1, next_seq: 0, state_version: 0, unlink_on_drop: false };
+            let mut w = Self { map, _file: file, path, mask: capacity as u64 - 1, next_seq: 0, state_version: 0, unlink_on_drop: false,
+                                wake_on_publish: true, wake_pending: false };
             w.init(capacity);
             return Ok(w);
         }
@@ -481,7 +485,55 @@ impl ShmSignalWriter {
         lock.store(2 * seq + 2, Ordering::Release);
         self.next_seq = seq + 1;
         self.map.atomic(OFF_WRITE_SEQ).store(seq + 1, Ordering::Release);
+        self.notify();
         seq
+    }
+
+    /// Counts a publication in `notify` and wakes readers blocked on it (FUTEX_WAKE on its
+    /// low 32 bits), so a reader can sleep in the kernel instead of spinning or napping and
+    /// still see a signal within a wake-up. Costs one syscall (~1 us) per publication, which
+    /// happen at bar closes and state refreshes, never per record.
+    fn notify(&mut self) {
+        self.map.atomic(OFF_NOTIFY).fetch_add(1, Ordering::Release);
+        self.wake_pending = true;
+        if self.wake_on_publish {
+            self.wake();
+        }
+    }
+
+    /// Whether each publication wakes blocked readers at once (the default). A writer that
+    /// publishes several things in a row (a signal, then the state) can turn it off and call
+    /// `wake` once after the last: a woken reader then never preempts it mid-way.
+    pub fn set_wake_on_publish(&mut self, on: bool) {
+        self.wake_on_publish = on;
+    }
+
+    /// Wakes readers blocked on `notify` if anything was published since the last wake.
+    pub fn wake(&mut self) {
+        if !std::mem::take(&mut self.wake_pending) {
+            return;
+        }
+        let word = self.map.atomic(OFF_NOTIFY);
+        #[cfg(not(target_os = "linux"))]
+        let _ = word; // no futexes: readers nap instead
+        #[cfg(target_os = "linux")]
+        {
+            // The futex word is the counter's low half: its first 4 bytes on little-endian.
+            #[cfg(target_endian = "little")]
+            let addr = word.as_ptr() as *const u32;
+            #[cfg(target_endian = "big")]
+            let addr = (word.as_ptr() as *const u32).wrapping_add(1);
+            // SAFETY: FUTEX_WAKE only uses `addr` to find waiters (it must be a 4-aligned
+            // address in a mapping of ours: it is 8-aligned and inside the segment, which
+            // outlives this call); it reads or writes no memory of ours. A shared (not
+            // FUTEX_PRIVATE) futex, since readers are other processes mapping the same file.
+            // The result (waiters woken, or an error) needs no handling: waking is advisory,
+            // readers also wake on their timeout.
+            unsafe {
+                libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, i32::MAX, ptr::null::<libc::timespec>(),
+                              ptr::null::<u32>(), 0u32);
+            }
+        }
     }
 
     /// Replaces the latest-state block (seqlock: readers retry while it changes).
@@ -500,6 +552,7 @@ impl ShmSignalWriter {
         unsafe { ptr::copy_nonoverlapping(&s as *const StateBlock as *const u8, self.map.base.as_ptr().add(STATE_OFFSET + 8), size_of::<StateBlock>()) };
         lock.store(2 * v + 2, Ordering::Release);
         self.state_version = v + 1;
+        self.notify();
     }
 
     /// Proof of life: readers judge the writer alive by the age of this timestamp.

@@ -269,7 +269,12 @@ class ShmSignalWriter:
     version: int
 
     def __init__(self, name: str = "aurum-signals", capacity: int = 4096, mode: int = 0o600,
-                 unlink_on_close: bool = False) -> None: ...
+                 unlink_on_close: bool = False, wake_on_publish: bool = True) -> None:
+        """Each publication (signal or state) counts in the header's ``notify`` word and, with
+        ``wake_on_publish``, wakes readers blocked on it (``ShmReader.wait``) at once; without
+        it they wake at the next ``wake()``."""
+    def wake(self) -> None:
+        """Wakes blocked readers if anything was published since the last wake."""
     def publish(self, mapping: dict[str, Any] | None = None, /, **fields: Any) -> int:
         """Publishes one signal; returns its sequence number. Fields (all optional):
         ``ts_ns`` (default now), ``instrument_id``, ``action`` (0/1/2 or "FLAT"/"BUY"/"SELL"),

@@ -24,10 +24,12 @@ also checked against the CRC-32 the writer stores in it (``verify_crc`` defaults
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import platform
 import struct
+import sys
 import time
 import zlib
 from typing import Any
@@ -37,10 +39,10 @@ SHM_DIR = "/dev/shm"
 
 # Must equal LAYOUT_DESC in native/src/shm.rs and AURUM_SHM_LAYOUT_DESC in aurum_shm.h.
 LAYOUT_DESC = (
-    "aurum-shm/2;"
+    "aurum-shm/3;"
     "header=256{magic:u8[8]@0,version:u32@8,header_size:u32@12,layout_hash:u64@16,capacity:u32@24,"
     "record_size:u32@28,state_offset:u32@32,state_size:u32@36,ring_offset:u32@40,writer_pid:u32@44,"
-    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,heartbeat_ns:u64@128};"
+    "total_size:u64@48,epoch:u64@56,write_seq:u64@64,notify:u64@72,heartbeat_ns:u64@128};"
     "state=1024@256{lock:u64@0,update_ts:u64@8,last:i64@16,bid:i64@24,ask:i64@32,volume:u64@40,"
     "market_ts:u64@48,instrument_id:u32@56,source:u8@60,feed_state:u8@61,zone_count:u16@62,"
     "pillar_dir:f32[5]@64,pillar_conf:f32[5]@84,ts_out:u64@104,zones:zone[32]@128,crc32:u32@1020};"
@@ -61,10 +63,10 @@ def fnv1a64(data: bytes) -> int:
 
 LAYOUT_HASH = fnv1a64(LAYOUT_DESC.encode())
 MAGIC = b"AURUMSHM"
-VERSION = 2
+VERSION = 3
 HEADER_SIZE, STATE_OFFSET, STATE_SIZE, RING_OFFSET, RECORD_SIZE = 256, 256, 1024, 1280, 256
 MAX_ZONES = 32
-OFF_WRITE_SEQ, OFF_HEARTBEAT, OFF_EPOCH = 64, 128, 56
+OFF_WRITE_SEQ, OFF_NOTIFY, OFF_HEARTBEAT, OFF_EPOCH = 64, 72, 128, 56
 PRICE_SCALE = 1_000_000_000
 UNDEF_PRICE = (1 << 63) - 1
 ACTIONS = ("FLAT", "BUY", "SELL")
@@ -75,6 +77,28 @@ ZONE_KINDS = {1: "iceberg", 2: "absorption"}
 ZONE_STATES = {1: "active", 2: "held", 3: "broken"}
 
 _U64 = struct.Struct("<Q")
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _futex_syscall() -> tuple[int, Any] | None:
+    """(futex syscall number, libc's syscall) on Linux, else None: ``wait`` then naps. No
+    binding of the futex syscall ships with Python or a small, well-kept package, so ctypes."""
+    nr = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+    if not sys.platform.startswith("linux") or nr is None:
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_long
+    return nr, fn
+
+
+_FUTEX = _futex_syscall()
+_FUTEX_WAIT = 0  # shared (not FUTEX_PRIVATE_FLAG): the writer is another process
 # magic version header_size layout_hash capacity record_size state_offset state_size
 # ring_offset writer_pid total_size epoch
 _HEADER = struct.Struct("<8sIIQIIIIIIQQ")
@@ -163,6 +187,7 @@ class ShmReader:
         w = self._u64(OFF_WRITE_SEQ)
         self._next = max(0, w - self.capacity) if from_start else w
         self._next_inode_check = time.monotonic() + 1.0
+        self._notify_seen = self._notify_word()
 
     # -- segment ----------------------------------------------------------------------------
 
@@ -186,6 +211,7 @@ class ShmReader:
         if self._mm is not None:
             self._mm.close()
         self._mm, self._inode = mm, st.st_ino
+        self._notify_addr: int | None = None  # of this mapping; found on the first wait()
 
     def _check_header(self, mm: mmap.mmap, size: int) -> None:
         # A writer (re)initialising publishes magic last: give it a moment.
@@ -245,9 +271,7 @@ class ShmReader:
 
     def poll(self, max_records: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """New signals in sequence order, and how many were lost since the last poll."""
-        if time.monotonic() >= self._next_inode_check:
-            self._next_inode_check = time.monotonic() + 1.0
-            self._maybe_reopen()
+        self.poll_inode()
         mm, u64 = self._mm, _U64.unpack_from
         if mm[:8] != MAGIC:
             return [], 0  # being re-initialised
@@ -290,6 +314,58 @@ class ShmReader:
         self._next = nxt
         self.lost += lost
         return [decode_signal(p) for p in out], lost
+
+    def _notify_word(self) -> int:
+        return _U64.unpack_from(self._mm, OFF_NOTIFY)[0] & 0xFFFFFFFF
+
+    def wait(self, timeout: float | None = 1.0) -> bool:
+        """Blocks until the writer publishes something (a signal or a state update) or
+        ``timeout`` seconds pass; True if it published. Returns at once if signals are unread
+        or something was published since the last ``wait`` returned, so a loop of ``wait``
+        then ``poll``/``state`` never misses a publication::
+
+            while True:
+                if r.wait(1.0):
+                    signals, lost = r.poll()
+
+        It sleeps in the kernel on the segment's ``notify`` futex (woken by the writer at
+        each publication): no CPU while idle, unlike spinning on ``poll``, and a scheduler
+        wake-up (tens of µs) instead of a nap's delay. ``timeout=None`` waits without limit;
+        keep a timeout to notice a dead writer (``writer_alive``)."""
+        self.poll_inode()
+        mm = self._mm
+        seen = self._notify_word()
+        if seen != self._notify_seen or _U64.unpack_from(mm, OFF_WRITE_SEQ)[0] != self._next:
+            self._notify_seen = seen
+            return True
+        if _FUTEX is not None:
+            if self._notify_addr is None:
+                import numpy as np  # the one way to a read-only mapping's address
+
+                view = np.frombuffer(mm, dtype=np.uint8, count=4, offset=OFF_NOTIFY)
+                # The futex word is the counter's low half (its second word on a big-endian host).
+                self._notify_addr = view.ctypes.data + (4 if sys.byteorder == "big" else 0)
+                del view  # release the export: the mapping must stay closable
+            ts = None
+            if timeout is not None:
+                t = max(0.0, timeout)
+                ts = ctypes.byref(_Timespec(int(t), int((t - int(t)) * 1e9)))
+            nr, syscall = _FUTEX
+            # Returns 0 when woken, -1 with EAGAIN if the word already changed, ETIMEDOUT or
+            # EINTR: all mean "look again", which the caller does.
+            syscall(ctypes.c_long(nr), ctypes.c_void_p(self._notify_addr), ctypes.c_int(_FUTEX_WAIT),
+                    ctypes.c_uint32(seen), ts, None, ctypes.c_int(0))
+        else:
+            time.sleep(min(timeout if timeout is not None else 0.0002, 0.0002))
+        now = self._notify_word()
+        self._notify_seen = now
+        return now != seen or _U64.unpack_from(mm, OFF_WRITE_SEQ)[0] != self._next
+
+    def poll_inode(self) -> None:
+        """Reopens the segment if the writer replaced its file (checked at most once a second)."""
+        if time.monotonic() >= self._next_inode_check:
+            self._next_inode_check = time.monotonic() + 1.0
+            self._maybe_reopen()
 
     def state_seq(self) -> int:
         """How many times the state block has been written (0: never). One load: a cheap way

@@ -94,7 +94,9 @@ class Daemon:
 
     def _open_shm(self) -> Any:
         c = self.cfg.shm
-        return _native.ShmSignalWriter(c.name, capacity=c.capacity, mode=c.mode)
+        # Readers are woken once per chunk, after its signals and the state are all out (see
+        # _drain_bars), not at each publication: a woken reader must not preempt the rest.
+        return _native.ShmSignalWriter(c.name, capacity=c.capacity, mode=c.mode, wake_on_publish=False)
 
     def restore_checkpoint(self) -> None:
         path = Path(self.cfg.persistence.checkpoint)
@@ -163,6 +165,7 @@ class Daemon:
             self.decision.signals.clear()
         if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
             self._publish_state(now_ns)
+        self.shm.wake()  # a no-op unless something was published above
         return published
 
     def _publish(self, sig: Any, ts_out: int = 0) -> None:
@@ -210,6 +213,7 @@ class Daemon:
                 fields["pillar_dir"] = [score.pillars[n].direction if n in score.pillars else 0.0 for n in names]
                 fields["pillar_conf"] = [score.pillars[n].confidence if n in score.pillars else 0.0 for n in names]
         self.shm.update_state(fields)
+        self.shm.wake()
 
     def _last_trade(self, iid: int) -> dict[str, Any]:
         """The newest trade of ``iid`` still in the trade ring (a few rows back at most)."""

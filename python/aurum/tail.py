@@ -48,8 +48,9 @@ def _add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--count", type=_count, help="exit after this many signals")
     t.add_argument("--state", action="store_true", help="print the latest-state block once and exit")
     t.add_argument("--from-start", action="store_true", help="start with the signals still in the ring")
-    t.add_argument("--interval", type=float, default=0.002,
-                   help="idle poll interval in seconds (default 0.002)")
+    t.add_argument("--interval", type=float, default=1.0,
+                   help="longest wait for a publication before re-checking the writer's heartbeat, "
+                        "in seconds (default 1; a signal wakes the wait at once)")
     t.add_argument("--max-age", type=float, default=5.0,
                    help="warn when the writer's heartbeat is older than this many seconds (default 5)")
 
@@ -132,7 +133,7 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
             if not alive and not stale_warned:
                 print(f"aurum tail: warning: writer heartbeat older than {args.max_age:g} s", file=sys.stderr)
             stale_warned = not alive
-            time.sleep(args.interval)
+            reader.wait(args.interval)  # in the kernel until the writer publishes: no polling
 
 
 def main(argv: list[str] | None = None) -> int:

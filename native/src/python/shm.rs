@@ -187,13 +187,14 @@ impl PyShmSignalWriter {
 #[pymethods]
 impl PyShmSignalWriter {
     #[new]
-    #[pyo3(signature = (name = shm::DEFAULT_NAME.to_string(), capacity = shm::DEFAULT_CAPACITY, mode = shm::DEFAULT_MODE, unlink_on_close = false))]
-    fn new(name: String, capacity: u32, mode: u32, unlink_on_close: bool) -> PyResult<Self> {
+    #[pyo3(signature = (name = shm::DEFAULT_NAME.to_string(), capacity = shm::DEFAULT_CAPACITY, mode = shm::DEFAULT_MODE, unlink_on_close = false, wake_on_publish = true))]
+    fn new(name: String, capacity: u32, mode: u32, unlink_on_close: bool, wake_on_publish: bool) -> PyResult<Self> {
         let mut w = CoreWriter::create(&name, capacity, mode).map_err(|e| {
             let msg = format!("cannot create shared-memory segment {name:?}: {e}");
             if e.kind() == std::io::ErrorKind::InvalidInput { PyValueError::new_err(msg) } else { PyOSError::new_err(msg) }
         })?;
         w.set_unlink_on_drop(unlink_on_close);
+        w.set_wake_on_publish(wake_on_publish);
         Ok(Self { inner: Some(w), name, state: StateBlock::default() })
     }
 
@@ -219,6 +220,13 @@ impl PyShmSignalWriter {
         w.update_state(&s);
         w.heartbeat(shm::now_ns());
         self.state = s;
+        Ok(())
+    }
+
+    /// Wakes readers blocked in a futex wait on the segment, if anything was published since
+    /// the last wake (only needed with `wake_on_publish=False`).
+    fn wake(&mut self) -> PyResult<()> {
+        self.writer()?.wake();
         Ok(())
     }
 
