@@ -98,6 +98,25 @@ def _futex_syscall() -> tuple[int, Any] | None:
 
 
 _FUTEX = _futex_syscall()
+
+
+class _PyBuffer(ctypes.Structure):  # CPython's Py_buffer
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+def _buffer_address(obj: Any) -> int:
+    """The address of a (read-only) buffer's memory, which ctypes' from_buffer refuses for
+    read-only mappings. Valid while the mapping is: the export is released at once."""
+    view = _PyBuffer()
+    if ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0) != 0:
+        raise ShmError("cannot get the address of the shared-memory mapping")
+    try:
+        return int(view.buf)
+    finally:
+        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
 _FUTEX_WAIT = 0  # shared (not FUTEX_PRIVATE_FLAG): the writer is another process
 # magic version header_size layout_hash capacity record_size state_offset state_size
 # ring_offset writer_pid total_size epoch
@@ -340,12 +359,8 @@ class ShmReader:
             return True
         if _FUTEX is not None:
             if self._notify_addr is None:
-                import numpy as np  # the one way to a read-only mapping's address
-
-                view = np.frombuffer(mm, dtype=np.uint8, count=4, offset=OFF_NOTIFY)
                 # The futex word is the counter's low half (its second word on a big-endian host).
-                self._notify_addr = view.ctypes.data + (4 if sys.byteorder == "big" else 0)
-                del view  # release the export: the mapping must stay closable
+                self._notify_addr = _buffer_address(mm) + OFF_NOTIFY + (4 if sys.byteorder == "big" else 0)
             ts = None
             if timeout is not None:
                 t = max(0.0, timeout)
