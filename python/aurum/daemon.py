@@ -157,9 +157,15 @@ class Daemon:
             # A snapshot of the bars before the next feed overwrites the ring: one bytes copy
             # (0.7 us) rather than numpy's field-by-field structured copy (7 us).
             bars = np.frombuffer(batch.records.tobytes(), dtype=batch.records.dtype)
-            for sig in self.decision.on_bars(bars, now_ns=judge, feed_degraded=degraded):
-                self._publish(sig, ts_out)
-                published += 1
+            sigs = self.decision.on_bars(bars, now_ns=judge, feed_degraded=degraded)
+            # All of the chunk's signals into shared memory and readers woken before the
+            # bookkeeping and logging: those are off the consumer's latency path.
+            done = [self._publish(sig, ts_out) for sig in sigs]
+            if done:
+                self.shm.wake()
+            for d in done:
+                self._after_publish(d)
+            published += len(done)
             # The engine keeps every signal for replay reports; a daemon running for weeks
             # must not (shared memory and the log have them).
             self.decision.signals.clear()
@@ -168,7 +174,8 @@ class Daemon:
         self.shm.wake()  # a no-op unless something was published above
         return published
 
-    def _publish(self, sig: Any, ts_out: int = 0) -> None:
+    def _publish(self, sig: Any, ts_out: int = 0) -> dict[str, Any]:
+        """Writes a signal into shared memory (readers are woken by the caller); returns its dict."""
         d = sig.as_dict()
         pillars = d["pillars"]
         names = ("qmo", "imo", "gann", "astro", "cycle")
@@ -186,9 +193,13 @@ class Daemon:
         if ts_out:
             rec["ts_out"] = ts_out
         self.shm.publish(rec)
-        self._last_signal = {"confidence": float(d["confidence"]), "direction": float(d["direction"])}
         if ts_out:
             self.pipeline.observe_signal_latency(ts_out)
+        return d
+
+    def _after_publish(self, d: dict[str, Any]) -> None:
+        """A published signal's metrics and log line."""
+        self._last_signal = {"confidence": float(d["confidence"]), "direction": float(d["direction"])}
         self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
         log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
                  d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
@@ -393,7 +404,7 @@ class Daemon:
         log.error("Databento unreachable after %d attempts; degraded until it recovers", self.cfg.feed.connect_attempts)
         # Whatever was open on the live feed is closed now: its data has stopped.
         for sig in self.decision.force_flat("Databento feed lost", time.time_ns()):
-            self._publish(sig)
+            self._after_publish(self._publish(sig))
         self.decision.signals.clear()
         if self.cfg.fallback.enabled:
             self.source = "yahoo"
