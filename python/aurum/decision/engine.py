@@ -69,8 +69,7 @@ class DecisionEngine:
         action, why, veto = change
         _, price_fx, _ = self._core.market(iid)
         market = self._market(iid)
-        zones = table_array(self.pipeline, "zones")
-        levels = self._levels(zones[zones["instrument_id"] == iid], price_fx, self.config.tick)
+        levels = self._levels(table_array(self.pipeline, "zones"), iid, price_fx, self.config.tick)
         win = self._core.window(iid)
         for prov in self.providers.values():
             extra = getattr(prov, "levels_for", None)
@@ -116,14 +115,17 @@ class DecisionEngine:
         return v if np.isfinite(v) else None
 
     @staticmethod
-    def _levels(zones: np.ndarray, price: int, tick: int, span_ticks: int = 200) -> list[Level]:
-        # Broken zones defend nothing; far ones cannot be a stop or a first target.
-        live = zones[(zones["state"] != 3) & (np.abs(zones["price"] - price) <= span_ticks * tick)]
+    def _levels(zones: np.ndarray, iid: int, price: int, tick: int, span_ticks: int = 200) -> list[Level]:
+        """The instrument's zones as levels. Broken zones defend nothing; far ones cannot be a
+        stop or a first target."""
+        lim = span_ticks * tick
         src = {1: "iceberg zone", 2: "absorption zone"}
-        # Column-wise: per-row field access on a structured array costs ~1.5 us a field.
-        return [Level(px * SCALE, chr(sd), src.get(k, "zone"), st) for px, sd, k, st in
-                zip(live["price"].astype(float).tolist(), live["side"].tolist(), live["kind"].tolist(),
-                    live["strength"].tolist())]
+        # A zone table holds tens to hundreds of rows: one tolist per column and a Python
+        # filter cost ~10 us where numpy masks and fancy indexing cost ~40 (a signal's path).
+        cols = zip(zones["instrument_id"].tolist(), zones["state"].tolist(), zones["price"].tolist(),
+                   zones["side"].tolist(), zones["kind"].tolist(), zones["strength"].tolist())
+        return [Level(float(px) * SCALE, chr(sd), src.get(k, "zone"), st) for i, zs, px, sd, k, st in cols
+                if i == iid and zs != 3 and abs(px - price) <= lim]
 
     def pillars_report(self) -> dict[str, Any]:
         return {str(iid): s.as_dict() for iid, s in sorted(self.last_score.items())}
