@@ -93,7 +93,12 @@ impl StreamDecoder {
     /// Forget the stream (not the counters) and expect a new metadata header, as after a
     /// reconnect.
     pub fn reset(&mut self) {
-        self.fsm = build_fsm();
+        // A fresh state machine zeroes a 1 MiB buffer (and evicts the books from cache);
+        // its own reset keeps the buffer, unless a huge metadata header grew it.
+        self.fsm.reset();
+        if self.fsm.space().len() > FSM_BUFFER {
+            self.fsm = build_fsm();
+        }
         self.fed = 0;
         self.metadata = None;
         self.failed = None;
@@ -384,14 +389,16 @@ fn known_rtype(rtype: u8) -> bool {
     matches!(rtype, dbn::rtype::MBO | dbn::rtype::MBP_0 | dbn::rtype::MBP_1 | dbn::rtype::MBP_10) || RType::try_from(rtype).is_ok()
 }
 
+const FSM_BUFFER: usize = 1 << 20;
+
 fn build_fsm() -> DbnFsm {
     // The builder only fails on an invalid input-version setting, which we never pass;
     // fall back to the plain constructor rather than panic.
     DbnFsm::builder()
         .upgrade_policy(VersionUpgradePolicy::UpgradeToV3)
-        .buffer_size(1 << 20)
+        .buffer_size(FSM_BUFFER)
         .build()
-        .unwrap_or_else(|_| DbnFsm::new(1 << 20, 1 << 12))
+        .unwrap_or_else(|_| DbnFsm::new(FSM_BUFFER, 1 << 12))
 }
 
 fn classify(e: dbn::Error, offset: u64, have_metadata: bool) -> DecodeError {
