@@ -256,7 +256,8 @@ impl InstrumentEngines {
             self.last_depth_ts = ts_event;
             depth(&mut self.bids, &mut self.asks);
             self.pressure.on_depth(&cfg.pressure, &self.bids, &self.asks);
-            self.protect.on_depth(&cfg.protect, ts_event, &self.bids, &self.asks);
+            let (bd, ad) = self.pressure.depth();
+            self.protect.on_depth_sums(&cfg.protect, bd, ad);
         }
     }
 

@@ -59,7 +59,31 @@ fn two_sided(t: &Top) -> bool {
 }
 
 /// Cont–Kukanov–Stoikov e_n from `p` to `n`; both tops must be two-sided.
+#[inline]
 pub fn cks_increment(p: &Top, n: &Top) -> i64 {
+    if (n.bid.size | p.bid.size | n.ask.size | p.ask.size) < 1 << 61 {
+        // Two sizes below 2^61 added, two subtracted: |e| < 2^62, no clamp needed.
+        let (qb, qb0, qa, qa0) = (n.bid.size as i64, p.bid.size as i64, n.ask.size as i64, p.ask.size as i64);
+        let mut e = 0i64;
+        if n.bid.price >= p.bid.price {
+            e += qb;
+        }
+        if n.bid.price <= p.bid.price {
+            e -= qb0;
+        }
+        if n.ask.price <= p.ask.price {
+            e -= qa;
+        }
+        if n.ask.price >= p.ask.price {
+            e += qa0;
+        }
+        return e;
+    }
+    cks_increment_wide(p, n)
+}
+
+#[cold]
+fn cks_increment_wide(p: &Top, n: &Top) -> i64 {
     let (qb, qb0, qa, qa0) = (n.bid.size as i128, p.bid.size as i128, n.ask.size as i128, p.ask.size as i128);
     let mut e: i128 = 0;
     if n.bid.price >= p.bid.price {
@@ -151,6 +175,12 @@ impl BookPressure {
 
     pub fn state(&self) -> PressureState {
         self.state
+    }
+
+    /// Bid and ask lots over 10 levels at the last depth sample.
+    #[inline]
+    pub fn depth(&self) -> (u64, u64) {
+        (self.state.bid_depth, self.state.ask_depth)
     }
 
     /// `ofi_decayed` carried forward to `now` with no new flow.
