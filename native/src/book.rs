@@ -211,6 +211,7 @@ impl L3Book {
         }
     }
 
+    #[inline]
     pub fn top(&self) -> Top {
         Top {
             bid: self.bids.best().map_or(EMPTY_LEVEL, view),

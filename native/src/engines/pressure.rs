@@ -129,7 +129,14 @@ impl BookPressure {
         s.ofi_total = s.ofi_total.saturating_add(e);
         s.updates = s.updates.saturating_add(1);
         s.last_ts = if s.updates == 1 { ts_event } else { s.last_ts.max(ts_event) };
+        // The L1 measures depend on this top alone: `state` derives them when read, which
+        // is far rarer than a top change.
+        self.prev = Some(*top);
+        e
+    }
 
+    /// Imbalance, mid, spread and microprice of `top` into `s`.
+    fn l1_measures(s: &mut PressureState, top: &Top) {
         if two_sided(top) {
             let (qb, qa) = (top.bid.size as f64, top.ask.size as f64);
             let (pb, pa) = (px(top.bid.price), px(top.ask.price));
@@ -149,8 +156,6 @@ impl BookPressure {
             s.microprice = f64::NAN;
             s.spread = UNDEF_PRICE;
         }
-        self.prev = Some(*top);
-        e
     }
 
     /// 10 levels per side, best first; empty levels (UNDEF_PRICE) count as size 0.
@@ -174,7 +179,11 @@ impl BookPressure {
     }
 
     pub fn state(&self) -> PressureState {
-        self.state
+        let mut s = self.state;
+        if let Some(top) = &self.prev {
+            Self::l1_measures(&mut s, top);
+        }
+        s
     }
 
     /// Bid and ask lots over 10 levels at the last depth sample.
