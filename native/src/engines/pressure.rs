@@ -52,6 +52,11 @@ pub struct BookPressure {
     instrument_id: u32,
     prev: Option<Top>,
     state: PressureState,
+    /// Sizes per level (bids, asks) at the last depth sample and the level weight ratio
+    /// then in force: `state` weighs them when read, which is far rarer than a sample.
+    depth_sizes: [[u64; 10]; 2],
+    depth_decay: f64,
+    depth_sampled: bool,
 }
 
 fn two_sided(t: &Top) -> bool {
@@ -107,7 +112,14 @@ fn px(p: i64) -> f64 {
 
 impl BookPressure {
     pub fn new(instrument_id: u32, _cfg: &PressureConfig) -> Self {
-        Self { instrument_id, prev: None, state: PressureState { mid: f64::NAN, microprice: f64::NAN, spread: UNDEF_PRICE, ..PressureState::default() } }
+        Self {
+            instrument_id,
+            prev: None,
+            state: PressureState { mid: f64::NAN, microprice: f64::NAN, spread: UNDEF_PRICE, ..PressureState::default() },
+            depth_sizes: [[0; 10]; 2],
+            depth_decay: 0.5,
+            depth_sampled: false,
+        }
     }
 
     pub fn instrument_id(&self) -> u32 {
@@ -162,26 +174,38 @@ impl BookPressure {
     pub fn on_depth(&mut self, cfg: &PressureConfig, bids: &[LevelView; 10], asks: &[LevelView; 10]) {
         let decay = if cfg.depth_decay.is_finite() { cfg.depth_decay.clamp(0.0, 1.0) } else { 0.5 };
         let size = |l: &LevelView| if l.price == UNDEF_PRICE { 0 } else { l.size };
-        let (mut w, mut num, mut den) = (1.0f64, 0.0f64, 0.0f64);
         let (mut bd, mut ad) = (0u64, 0u64);
-        for (b, a) in bids.iter().zip(asks.iter()) {
-            let (qb, qa) = (size(b), size(a));
-            bd = bd.saturating_add(qb);
-            ad = ad.saturating_add(qa);
-            num += w * (qb as f64 - qa as f64);
-            den += w * (qb as f64 + qa as f64);
-            w *= decay;
+        let [bid_sizes, ask_sizes] = &mut self.depth_sizes;
+        for (((b, a), qb), qa) in bids.iter().zip(asks.iter()).zip(bid_sizes.iter_mut()).zip(ask_sizes.iter_mut()) {
+            (*qb, *qa) = (size(b), size(a));
+            bd = bd.saturating_add(*qb);
+            ad = ad.saturating_add(*qa);
         }
+        self.depth_decay = decay;
+        self.depth_sampled = true;
         let s = &mut self.state;
-        s.depth_imbalance = if den > 0.0 { num / den } else { 0.0 };
         s.bid_depth = bd;
         s.ask_depth = ad;
+    }
+
+    /// Σ w_i (Qb_i − Qa_i) / Σ w_i (Qb_i + Qa_i) over the last depth sample.
+    fn depth_imbalance(&self) -> f64 {
+        let (mut w, mut num, mut den) = (1.0f64, 0.0f64, 0.0f64);
+        for (&qb, &qa) in self.depth_sizes[0].iter().zip(self.depth_sizes[1].iter()) {
+            num += w * (qb as f64 - qa as f64);
+            den += w * (qb as f64 + qa as f64);
+            w *= self.depth_decay;
+        }
+        if den > 0.0 { num / den } else { 0.0 }
     }
 
     pub fn state(&self) -> PressureState {
         let mut s = self.state;
         if let Some(top) = &self.prev {
             Self::l1_measures(&mut s, top);
+        }
+        if self.depth_sampled {
+            s.depth_imbalance = self.depth_imbalance();
         }
         s
     }
