@@ -172,14 +172,30 @@ impl BookPressure {
 
     /// 10 levels per side, best first; empty levels (UNDEF_PRICE) count as size 0.
     pub fn on_depth(&mut self, cfg: &PressureConfig, bids: &[LevelView; 10], asks: &[LevelView; 10]) {
-        let decay = if cfg.depth_decay.is_finite() { cfg.depth_decay.clamp(0.0, 1.0) } else { 0.5 };
         let size = |l: &LevelView| if l.price == UNDEF_PRICE { 0 } else { l.size };
-        let (mut bd, mut ad) = (0u64, 0u64);
-        let [bid_sizes, ask_sizes] = &mut self.depth_sizes;
+        let (bid_sizes, ask_sizes) = self.depth_sizes_mut();
         for (((b, a), qb), qa) in bids.iter().zip(asks.iter()).zip(bid_sizes.iter_mut()).zip(ask_sizes.iter_mut()) {
             (*qb, *qa) = (size(b), size(a));
-            bd = bd.saturating_add(*qb);
-            ad = ad.saturating_add(*qa);
+        }
+        self.on_depth_sizes(cfg);
+    }
+
+    /// Where a depth sample writes its level sizes (bids, asks; best first, 0 for a missing
+    /// level) before `on_depth_sizes`.
+    #[inline]
+    pub fn depth_sizes_mut(&mut self) -> (&mut [u64; 10], &mut [u64; 10]) {
+        let [bids, asks] = &mut self.depth_sizes;
+        (bids, asks)
+    }
+
+    /// A depth sample was written into `depth_sizes_mut`.
+    #[inline]
+    pub fn on_depth_sizes(&mut self, cfg: &PressureConfig) {
+        let decay = if cfg.depth_decay.is_finite() { cfg.depth_decay.clamp(0.0, 1.0) } else { 0.5 };
+        let (mut bd, mut ad) = (0u64, 0u64);
+        for (&qb, &qa) in self.depth_sizes[0].iter().zip(self.depth_sizes[1].iter()) {
+            bd = bd.saturating_add(qb);
+            ad = ad.saturating_add(qa);
         }
         self.depth_decay = decay;
         self.depth_sampled = true;
