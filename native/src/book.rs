@@ -211,6 +211,7 @@ impl L3Book {
         }
     }
 
+    #[inline]
     pub fn top(&self) -> Top {
         Top {
             bid: self.bids.best().map_or(EMPTY_LEVEL, view),
@@ -258,6 +259,37 @@ impl L3Book {
             n
         }
         (fill(&self.bids, bids_out), fill(&self.asks, asks_out))
+    }
+
+    /// The sizes of the best `out.len()` levels per side, best first, 0 past the last level:
+    /// `fill_levels` reduced to what the depth measures read.
+    pub fn fill_sizes(&self, bids_out: &mut [u64], asks_out: &mut [u64]) {
+        fn fill(store: &LevelStore, out: &mut [u64]) {
+            let (levels, rev, nonempty) = store.best_first();
+            let want = out.len().min(nonempty);
+            let mut n = 0;
+            let mut take = |l: &Level| {
+                if l.count > 0 {
+                    if let Some(o) = out.get_mut(n) {
+                        *o = l.size;
+                    }
+                    n += 1;
+                }
+                n < want
+            };
+            if want > 0 {
+                if rev {
+                    levels.iter().rev().take_while(|l| take(l)).for_each(drop);
+                } else {
+                    levels.iter().take_while(|l| take(l)).for_each(drop);
+                }
+            }
+            for slot in out.iter_mut().skip(n) {
+                *slot = 0;
+            }
+        }
+        fill(&self.bids, bids_out);
+        fill(&self.asks, asks_out);
     }
 
     #[inline]

@@ -166,7 +166,7 @@ fn matches_naive_model_on_random_operations() {
 }
 
 /// `fill_levels` agrees with `levels` on ladders with gaps, a side shorter than the
-/// output, and the sorted fallback.
+/// output, and the sorted fallback; `fill_sizes` with `fill_levels`.
 #[test]
 fn fill_levels_matches_levels() {
     let check = |b: &L3Book| {
@@ -179,6 +179,11 @@ fn fill_levels_matches_levels() {
             assert_eq!(&bo[..nb], &bids[..]);
             assert_eq!(&ao[..na], &asks[..]);
             assert!(bo[nb..].iter().chain(&ao[na..]).all(|l| *l == EMPTY_LEVEL));
+            // `fill_sizes`: the same levels' sizes, 0 where `fill_levels` leaves a level empty.
+            let (mut bs, mut as_) = (vec![9u64; depth], vec![9u64; depth]);
+            b.fill_sizes(&mut bs, &mut as_);
+            assert_eq!(bs, bo.iter().map(|l| l.size).collect::<Vec<_>>());
+            assert_eq!(as_, ao.iter().map(|l| l.size).collect::<Vec<_>>());
         }
     };
     let mut b = L3Book::new();

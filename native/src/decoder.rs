@@ -55,9 +55,12 @@ pub struct StreamDecoder {
     /// each byte is scanned once however large the chunk: rescanning the whole buffer per
     /// batch made one big chunk quadratic.
     checked_to: u64,
-    /// DBN version from the prelude (0 until seen). Only v3 input, which needs no upgrade,
-    /// may be decoded straight from the caller's chunk.
+    /// DBN version from the prelude (0 until seen). v3 input needs no upgrade and is
+    /// decoded straight from the caller's chunk; so are v1/v2 records whose layout the
+    /// upgrade leaves as it is (`same_layout_v1_v3`).
     input_version: u8,
+    /// `SCRATCH_LEN` bytes from its first 8-byte aligned byte: see `feed`.
+    scratch: Vec<u8>,
 }
 
 impl StreamDecoder {
@@ -71,6 +74,7 @@ impl StreamDecoder {
             failed: None,
             checked_to: 0,
             input_version: 0,
+            scratch: vec![0; SCRATCH_LEN + 8],
         }
     }
 
@@ -93,7 +97,12 @@ impl StreamDecoder {
     /// Forget the stream (not the counters) and expect a new metadata header, as after a
     /// reconnect.
     pub fn reset(&mut self) {
-        self.fsm = build_fsm();
+        // A fresh state machine zeroes a 1 MiB buffer (and evicts the books from cache);
+        // its own reset keeps the buffer, unless a huge metadata header grew it.
+        self.fsm.reset();
+        if self.fsm.space().len() > FSM_BUFFER {
+            self.fsm = build_fsm();
+        }
         self.fed = 0;
         self.metadata = None;
         self.failed = None;
@@ -118,7 +127,7 @@ impl StreamDecoder {
     /// over.
     pub fn feed<F: FnMut(RecordRef<'_>)>(&mut self, chunk: &[u8], mut on_record: F) -> Result<u64, DecodeError> {
         self.check_usable()?;
-        if self.metadata.is_none() || self.input_version != DIRECT_VERSION {
+        if self.metadata.is_none() || !(1..=DIRECT_VERSION).contains(&self.input_version) {
             return self.feed_copied(chunk, on_record);
         }
         let mut rest = chunk;
@@ -134,12 +143,32 @@ impl StreamDecoder {
                 return Ok(count + self.feed_copied(rest, on_record)?);
             }
         }
-        let direct = decode_direct(rest, self.strict, &mut self.unknown_rtypes, &mut on_record);
-        self.fed += direct.bytes as u64;
-        count += direct.records;
+        let upgrades = self.input_version != DIRECT_VERSION;
+        loop {
+            let aligned = rest.as_ptr().align_offset(std::mem::align_of::<RecordHeader>()) == 0;
+            let direct = if aligned {
+                decode_direct(rest, self.strict, upgrades, &mut self.unknown_rtypes, &mut on_record)
+            } else {
+                // Records at offsets that are not multiples of 8 (a v1 file's metadata need
+                // not end on one) are framed in an aligned copy, a piece at a time: cheaper
+                // than the state machine's buffer and framing.
+                let n = rest.len().min(SCRATCH_LEN);
+                let at = self.scratch.as_ptr().align_offset(std::mem::align_of::<RecordHeader>());
+                let piece = &mut self.scratch[at..at + n];
+                piece.copy_from_slice(&rest[..n]);
+                decode_direct(piece, self.strict, upgrades, &mut self.unknown_rtypes, &mut on_record)
+            };
+            self.fed += direct.bytes as u64;
+            count += direct.records;
+            rest = &rest[direct.bytes..];
+            if aligned || direct.bytes == 0 || rest.is_empty() {
+                break;
+            }
+        }
         // A partial record at the end, or one the direct loop leaves to the state machine
-        // (bad length, unknown rtype in strict mode, misaligned chunk) and its errors.
-        Ok(count + self.feed_copied(&rest[direct.bytes..], on_record)?)
+        // (bad length, unknown rtype in strict mode, a record v1/v2 must upgrade) and its
+        // errors.
+        Ok(count + self.feed_copied(rest, on_record)?)
     }
 
     /// The state machine's path: copies `chunk` into its buffer, then frames records there.
@@ -326,8 +355,20 @@ impl StreamDecoder {
 }
 
 /// The input version decoded straight from the caller's chunks (the live format; older
-/// versions need the state machine's per-record upgrade).
+/// versions need the state machine's per-record upgrade, for some record types).
 const DIRECT_VERSION: u8 = 3;
+/// Misaligned input is copied this much at a time (many records; the longest DBN record
+/// is 1020 bytes).
+const SCRATCH_LEN: usize = 64 << 10;
+
+/// Record types that DBN v1 and v2 lay out as v3 does: the crate's upgrade to v3 hands
+/// them over as they are (it rewrites only instrument definitions, statistics, symbol
+/// mappings, errors and system messages), so they need not pass through its buffer.
+/// Limited to the book schemas, which are nearly all of a stored session.
+#[inline]
+fn same_layout_v1_v3(rtype: u8) -> bool {
+    matches!(rtype, dbn::rtype::MBO | dbn::rtype::MBP_0 | dbn::rtype::MBP_1 | dbn::rtype::MBP_10)
+}
 const HEADER_LEN: usize = std::mem::size_of::<RecordHeader>();
 
 struct Direct {
@@ -339,18 +380,19 @@ struct Direct {
 /// without copying it into the state machine: the copy, and the state machine's own
 /// framing pass, cost about as much as the rest of decoding. Stops at the first record it
 /// leaves to the state machine: one the chunk does not complete, a length that is too short
-/// or not a multiple of 8, or, in strict mode, an unknown rtype (the state machine's path
-/// reports those with their offsets). Unknown rtypes are otherwise counted and skipped, as
-/// there. Does nothing unless the chunk is 8-byte aligned.
+/// or not a multiple of 8, in strict mode an unknown rtype (the state machine's path
+/// reports those with their offsets), and, when the input is older than v3 (`upgrades`),
+/// any record the upgrade could rewrite. Unknown rtypes are otherwise counted and skipped,
+/// as there. Does nothing unless the chunk is 8-byte aligned.
 #[inline]
-fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
+fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, upgrades: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
     let mut d = Direct { bytes: 0, records: 0 };
     if chunk.as_ptr().align_offset(std::mem::align_of::<RecordHeader>()) != 0 {
         return d;
     }
     while let Some(rest) = chunk.get(d.bytes..).filter(|r| r.len() >= HEADER_LEN) {
         let len = rest[0] as usize * RecordHeader::LENGTH_MULTIPLIER;
-        if len < HEADER_LEN || len % 8 != 0 || len > rest.len() {
+        if len < HEADER_LEN || len % 8 != 0 || len > rest.len() || (upgrades && !same_layout_v1_v3(rest[1])) {
             break;
         }
         if !known_rtype(rest[1]) {
@@ -367,7 +409,8 @@ fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, unknown: &
             // header's own record length. Every bit pattern is a valid `RecordHeader` (plain
             // integers). Readers cast the rest only through `try_get`, which checks the
             // rtype and that `len` covers the record type. These are the checks the state
-            // machine makes before it builds the same references into its own buffer.
+            // machine makes before it builds the same references into its own buffer; for
+            // v1/v2 input only records it would hand over unchanged come here.
             let rec = unsafe { RecordRef::new(&rest[..len]) };
             on_record(rec);
             d.records += 1;
@@ -384,14 +427,16 @@ fn known_rtype(rtype: u8) -> bool {
     matches!(rtype, dbn::rtype::MBO | dbn::rtype::MBP_0 | dbn::rtype::MBP_1 | dbn::rtype::MBP_10) || RType::try_from(rtype).is_ok()
 }
 
+const FSM_BUFFER: usize = 1 << 20;
+
 fn build_fsm() -> DbnFsm {
     // The builder only fails on an invalid input-version setting, which we never pass;
     // fall back to the plain constructor rather than panic.
     DbnFsm::builder()
         .upgrade_policy(VersionUpgradePolicy::UpgradeToV3)
-        .buffer_size(1 << 20)
+        .buffer_size(FSM_BUFFER)
         .build()
-        .unwrap_or_else(|_| DbnFsm::new(1 << 20, 1 << 12))
+        .unwrap_or_else(|_| DbnFsm::new(FSM_BUFFER, 1 << 12))
 }
 
 fn classify(e: dbn::Error, offset: u64, have_metadata: bool) -> DecodeError {

@@ -230,10 +230,17 @@ impl Ladder {
     }
 
     /// None: the price does not fit in `MAX_SLOTS` slots; convert to the sorted store.
+    /// Nearly every add lands inside the ladder: that case is inline, growth is not.
+    #[inline(always)]
     fn slot_for(&mut self, price: i64) -> Option<usize> {
         if let Some(i) = self.index(price) {
             return Some(self.prepare(i, price));
         }
+        self.slot_for_outside(price)
+    }
+
+    #[inline(never)]
+    fn slot_for_outside(&mut self, price: i64) -> Option<usize> {
         if self.levels.is_empty() {
             self.base = price;
             self.levels.push(EMPTY);

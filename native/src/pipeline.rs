@@ -11,7 +11,7 @@ use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMa
 use rustc_hash::FxHashMap;
 
 use crate::bars::{BarConfig, InstrumentBars};
-use crate::book::{Anomalies, L3Book, LevelView, MboBook, Mbp10Book, Top, EMPTY_LEVEL};
+use crate::book::{Anomalies, L3Book, MboBook, Mbp10Book, Top, EMPTY_LEVEL, UNDEF_PRICE};
 use crate::decoder::{DecodeError, StreamDecoder};
 use crate::engines::{EngineConfig, InstrumentEngines, Outputs, DEPTH};
 use crate::latency::{self, Latencies};
@@ -521,24 +521,25 @@ impl State {
 
 const EMPTY_TOP: Top = Top { bid: EMPTY_LEVEL, ask: EMPTY_LEVEL };
 
-/// Ten levels per side for the engines' depth measures, from the book that published the top.
-fn fill_depth(rt: u8, top: &Top, book: Option<&L3Book>, mbp10: &Mbp10Book, bids: &mut [LevelView; DEPTH], asks: &mut [LevelView; DEPTH]) {
+/// Sizes of ten levels per side for the engines' depth measures (0 for a missing level),
+/// from the book that published the top.
+fn fill_depth(rt: u8, top: &Top, book: Option<&L3Book>, mbp10: &Mbp10Book, bids: &mut [u64; DEPTH], asks: &mut [u64; DEPTH]) {
+    let size = |price: i64, size: u64| if price == UNDEF_PRICE { 0 } else { size };
     match (rt, book) {
         (rtype::MBO, Some(b)) => {
-            b.fill_levels(bids, asks);
+            b.fill_sizes(bids, asks);
         }
         (rtype::MBP_1, _) => {
             // MBP-1 carries one level: depth measures see only the touch.
-            *bids = [EMPTY_LEVEL; DEPTH];
-            *asks = [EMPTY_LEVEL; DEPTH];
-            bids[0] = top.bid;
-            asks[0] = top.ask;
+            *bids = [0; DEPTH];
+            *asks = [0; DEPTH];
+            bids[0] = size(top.bid.price, top.bid.size);
+            asks[0] = size(top.ask.price, top.ask.size);
         }
         _ => {
             for (k, l) in mbp10.levels.iter().enumerate().take(DEPTH) {
-                let side = |px: i64, sz: u32, ct: u32| if px == crate::book::UNDEF_PRICE { EMPTY_LEVEL } else { LevelView { price: px, size: sz as u64, count: ct } };
-                bids[k] = side(l.bid_px, l.bid_sz, l.bid_ct);
-                asks[k] = side(l.ask_px, l.ask_sz, l.ask_ct);
+                bids[k] = size(l.bid_px, l.bid_sz as u64);
+                asks[k] = size(l.ask_px, l.ask_sz as u64);
             }
         }
     }

@@ -86,8 +86,14 @@ impl<T: Copy + Default> Fifo<T> {
     fn is_full(&self) -> bool {
         self.len == self.buf.len()
     }
+    /// `(head + i) % capacity` for `i <= len`, without a division (several per print).
+    #[inline]
+    fn wrap(&self, i: usize) -> usize {
+        let j = self.head + i;
+        if j >= self.buf.len() { j - self.buf.len() } else { j }
+    }
     fn at(&self, i: usize) -> Option<T> {
-        (i < self.len).then(|| self.buf[(self.head + i) % self.buf.len()])
+        (i < self.len).then(|| self.buf[self.wrap(i)])
     }
     fn front(&self) -> Option<T> {
         self.at(0)
@@ -97,14 +103,14 @@ impl<T: Copy + Default> Fifo<T> {
     }
     fn push_back(&mut self, v: T) {
         if !self.is_full() {
-            let i = (self.head + self.len) % self.buf.len();
+            let i = self.wrap(self.len);
             self.buf[i] = v;
             self.len += 1;
         }
     }
     fn pop_front(&mut self) -> Option<T> {
         let v = self.front()?;
-        self.head = (self.head + 1) % self.buf.len();
+        self.head = self.wrap(1);
         self.len -= 1;
         Some(v)
     }

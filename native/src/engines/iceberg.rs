@@ -160,6 +160,8 @@ struct Track {
 
 const TRACK_CAPACITY: usize = 256;
 const CHAINS: usize = 64;
+// `IcebergDetector::awaiting_mask` holds one bit per chain.
+const _: () = assert!(CHAINS <= 64);
 const NO_ROW: u32 = u32::MAX;
 
 const CHAIN_FREE: u8 = 0;
@@ -191,6 +193,16 @@ struct Chain {
 #[inline]
 fn filter_bit(order_id: u64) -> u64 {
     1u64 << (order_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+/// Indices of the set bits of `mask`, lowest first.
+#[inline]
+fn mask_bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask.wrapping_sub(1);
+        (i < CHAINS).then_some(i)
+    })
 }
 
 /// What one iceberg update adds to its Iceberg Memory zone.
@@ -234,6 +246,9 @@ pub struct IcebergDetector {
     chains: [Chain; CHAINS],
     live: u32,
     awaiting: u32,
+    /// Bit i set: chain i is awaiting. Adds (with any chain awaiting) and expiry scans
+    /// visit only these chains, in index order as a full scan would.
+    awaiting_mask: u64,
     live_filter: u64,
     /// Earliest deadline among awaiting chains (a lower bound), to skip expiry scans.
     next_deadline: u64,
@@ -249,6 +264,7 @@ impl IcebergDetector {
             chains: [Chain::default(); CHAINS],
             live: 0,
             awaiting: 0,
+            awaiting_mask: 0,
             live_filter: 0,
             next_deadline: u64::MAX,
             overflow: 0,
@@ -391,7 +407,8 @@ impl IcebergDetector {
             return;
         }
         let mut best: Option<(usize, u32, u64)> = None;
-        for (i, c) in self.chains.iter().enumerate() {
+        for i in mask_bits(self.awaiting_mask) {
+            let Some(c) = self.chains.get(i) else { break };
             if c.state != CHAIN_AWAITING || c.side != side || c.price != m.price || c.clip != m.size || c.latest_id == m.order_id {
                 continue;
             }
@@ -555,7 +572,8 @@ impl IcebergDetector {
     #[inline(never)]
     fn expire(&mut self, cfg: &IcebergConfig, out: &mut Outputs, now: u64, all: bool) {
         let mut next = u64::MAX;
-        for i in 0..CHAINS {
+        // Only chain i changes in an iteration, so the mask taken now is the set to visit.
+        for i in mask_bits(self.awaiting_mask) {
             let Some(c) = self.chains.get(i).copied() else { break };
             if c.state != CHAIN_AWAITING {
                 continue;
@@ -611,6 +629,9 @@ impl IcebergDetector {
             CHAIN_LIVE => self.live += 1,
             CHAIN_AWAITING => self.awaiting += 1,
             _ => {}
+        }
+        if old == CHAIN_AWAITING || state == CHAIN_AWAITING {
+            self.awaiting_mask ^= 1 << i;
         }
         if old == CHAIN_LIVE || state == CHAIN_LIVE {
             self.live_filter = self.chains.iter().filter(|c| c.state == CHAIN_LIVE).fold(0, |f, c| f | filter_bit(c.latest_id));

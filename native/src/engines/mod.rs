@@ -21,7 +21,7 @@ pub mod zones;
 
 use dbn::MboMsg;
 
-use crate::book::{LevelView, Top, EMPTY_LEVEL};
+use crate::book::Top;
 use crate::ring::Ring;
 
 pub use absorption::{AbsorptionConfig, AbsorptionEngine};
@@ -191,8 +191,6 @@ pub struct InstrumentEngines {
     pub pressure: BookPressure,
     pub protect: Protection,
     last_depth_ts: u64,
-    bids: [LevelView; DEPTH],
-    asks: [LevelView; DEPTH],
 }
 
 impl InstrumentEngines {
@@ -205,8 +203,6 @@ impl InstrumentEngines {
             pressure: BookPressure::new(instrument_id, &cfg.pressure),
             protect: Protection::new(instrument_id, &cfg.protect),
             last_depth_ts: 0,
-            bids: [EMPTY_LEVEL; DEPTH],
-            asks: [EMPTY_LEVEL; DEPTH],
         }
     }
 
@@ -244,19 +240,22 @@ impl InstrumentEngines {
         self.protect.on_last(flags, ts_recv);
     }
 
-    /// The top of book changed (published at F_LAST). `depth` fills 10 levels per side
-    /// into the given arrays when called; it is called at most every `depth_sample_ns`.
+    /// The top of book changed (published at F_LAST). `depth` writes the sizes of the best
+    /// 10 levels per side (0 for a missing level) into the given arrays when called; it is
+    /// called at most every `depth_sample_ns`.
     #[inline]
-    pub fn on_top(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs, depth: impl FnOnce(&mut [LevelView; DEPTH], &mut [LevelView; DEPTH])) {
+    pub fn on_top(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs, depth: impl FnOnce(&mut [u64; DEPTH], &mut [u64; DEPTH])) {
         let e = self.pressure.on_top(&cfg.pressure, ts_event, top);
         self.flow.add_ofi(e);
         self.protect.on_top(&cfg.protect, ts_event, ts_recv, top);
         self.absorption.on_top(&cfg.absorption, ts_event, ts_recv, top, out);
         if ts_event >= self.last_depth_ts.saturating_add(cfg.depth_sample_ns) {
             self.last_depth_ts = ts_event;
-            depth(&mut self.bids, &mut self.asks);
-            self.pressure.on_depth(&cfg.pressure, &self.bids, &self.asks);
-            self.protect.on_depth(&cfg.protect, ts_event, &self.bids, &self.asks);
+            let (bids, asks) = self.pressure.depth_sizes_mut();
+            depth(bids, asks);
+            self.pressure.on_depth_sizes(&cfg.pressure);
+            let (bd, ad) = self.pressure.depth();
+            self.protect.on_depth_sums(&cfg.protect, bd, ad);
         }
     }
 

@@ -52,6 +52,11 @@ pub struct BookPressure {
     instrument_id: u32,
     prev: Option<Top>,
     state: PressureState,
+    /// Sizes per level (bids, asks) at the last depth sample and the level weight ratio
+    /// then in force: `state` weighs them when read, which is far rarer than a sample.
+    depth_sizes: [[u64; 10]; 2],
+    depth_decay: f64,
+    depth_sampled: bool,
 }
 
 fn two_sided(t: &Top) -> bool {
@@ -59,7 +64,31 @@ fn two_sided(t: &Top) -> bool {
 }
 
 /// Cont–Kukanov–Stoikov e_n from `p` to `n`; both tops must be two-sided.
+#[inline]
 pub fn cks_increment(p: &Top, n: &Top) -> i64 {
+    if (n.bid.size | p.bid.size | n.ask.size | p.ask.size) < 1 << 61 {
+        // Two sizes below 2^61 added, two subtracted: |e| < 2^62, no clamp needed.
+        let (qb, qb0, qa, qa0) = (n.bid.size as i64, p.bid.size as i64, n.ask.size as i64, p.ask.size as i64);
+        let mut e = 0i64;
+        if n.bid.price >= p.bid.price {
+            e += qb;
+        }
+        if n.bid.price <= p.bid.price {
+            e -= qb0;
+        }
+        if n.ask.price <= p.ask.price {
+            e -= qa;
+        }
+        if n.ask.price >= p.ask.price {
+            e += qa0;
+        }
+        return e;
+    }
+    cks_increment_wide(p, n)
+}
+
+#[cold]
+fn cks_increment_wide(p: &Top, n: &Top) -> i64 {
     let (qb, qb0, qa, qa0) = (n.bid.size as i128, p.bid.size as i128, n.ask.size as i128, p.ask.size as i128);
     let mut e: i128 = 0;
     if n.bid.price >= p.bid.price {
@@ -83,7 +112,14 @@ fn px(p: i64) -> f64 {
 
 impl BookPressure {
     pub fn new(instrument_id: u32, _cfg: &PressureConfig) -> Self {
-        Self { instrument_id, prev: None, state: PressureState { mid: f64::NAN, microprice: f64::NAN, spread: UNDEF_PRICE, ..PressureState::default() } }
+        Self {
+            instrument_id,
+            prev: None,
+            state: PressureState { mid: f64::NAN, microprice: f64::NAN, spread: UNDEF_PRICE, ..PressureState::default() },
+            depth_sizes: [[0; 10]; 2],
+            depth_decay: 0.5,
+            depth_sampled: false,
+        }
     }
 
     pub fn instrument_id(&self) -> u32 {
@@ -105,7 +141,14 @@ impl BookPressure {
         s.ofi_total = s.ofi_total.saturating_add(e);
         s.updates = s.updates.saturating_add(1);
         s.last_ts = if s.updates == 1 { ts_event } else { s.last_ts.max(ts_event) };
+        // The L1 measures depend on this top alone: `state` derives them when read, which
+        // is far rarer than a top change.
+        self.prev = Some(*top);
+        e
+    }
 
+    /// Imbalance, mid, spread and microprice of `top` into `s`.
+    fn l1_measures(s: &mut PressureState, top: &Top) {
         if two_sided(top) {
             let (qb, qa) = (top.bid.size as f64, top.ask.size as f64);
             let (pb, pa) = (px(top.bid.price), px(top.ask.price));
@@ -125,32 +168,68 @@ impl BookPressure {
             s.microprice = f64::NAN;
             s.spread = UNDEF_PRICE;
         }
-        self.prev = Some(*top);
-        e
     }
 
     /// 10 levels per side, best first; empty levels (UNDEF_PRICE) count as size 0.
     pub fn on_depth(&mut self, cfg: &PressureConfig, bids: &[LevelView; 10], asks: &[LevelView; 10]) {
-        let decay = if cfg.depth_decay.is_finite() { cfg.depth_decay.clamp(0.0, 1.0) } else { 0.5 };
         let size = |l: &LevelView| if l.price == UNDEF_PRICE { 0 } else { l.size };
-        let (mut w, mut num, mut den) = (1.0f64, 0.0f64, 0.0f64);
+        let (bid_sizes, ask_sizes) = self.depth_sizes_mut();
+        for (((b, a), qb), qa) in bids.iter().zip(asks.iter()).zip(bid_sizes.iter_mut()).zip(ask_sizes.iter_mut()) {
+            (*qb, *qa) = (size(b), size(a));
+        }
+        self.on_depth_sizes(cfg);
+    }
+
+    /// Where a depth sample writes its level sizes (bids, asks; best first, 0 for a missing
+    /// level) before `on_depth_sizes`.
+    #[inline]
+    pub fn depth_sizes_mut(&mut self) -> (&mut [u64; 10], &mut [u64; 10]) {
+        let [bids, asks] = &mut self.depth_sizes;
+        (bids, asks)
+    }
+
+    /// A depth sample was written into `depth_sizes_mut`.
+    #[inline]
+    pub fn on_depth_sizes(&mut self, cfg: &PressureConfig) {
+        let decay = if cfg.depth_decay.is_finite() { cfg.depth_decay.clamp(0.0, 1.0) } else { 0.5 };
         let (mut bd, mut ad) = (0u64, 0u64);
-        for (b, a) in bids.iter().zip(asks.iter()) {
-            let (qb, qa) = (size(b), size(a));
+        for (&qb, &qa) in self.depth_sizes[0].iter().zip(self.depth_sizes[1].iter()) {
             bd = bd.saturating_add(qb);
             ad = ad.saturating_add(qa);
-            num += w * (qb as f64 - qa as f64);
-            den += w * (qb as f64 + qa as f64);
-            w *= decay;
         }
+        self.depth_decay = decay;
+        self.depth_sampled = true;
         let s = &mut self.state;
-        s.depth_imbalance = if den > 0.0 { num / den } else { 0.0 };
         s.bid_depth = bd;
         s.ask_depth = ad;
     }
 
+    /// Σ w_i (Qb_i − Qa_i) / Σ w_i (Qb_i + Qa_i) over the last depth sample.
+    fn depth_imbalance(&self) -> f64 {
+        let (mut w, mut num, mut den) = (1.0f64, 0.0f64, 0.0f64);
+        for (&qb, &qa) in self.depth_sizes[0].iter().zip(self.depth_sizes[1].iter()) {
+            num += w * (qb as f64 - qa as f64);
+            den += w * (qb as f64 + qa as f64);
+            w *= self.depth_decay;
+        }
+        if den > 0.0 { num / den } else { 0.0 }
+    }
+
     pub fn state(&self) -> PressureState {
-        self.state
+        let mut s = self.state;
+        if let Some(top) = &self.prev {
+            Self::l1_measures(&mut s, top);
+        }
+        if self.depth_sampled {
+            s.depth_imbalance = self.depth_imbalance();
+        }
+        s
+    }
+
+    /// Bid and ask lots over 10 levels at the last depth sample.
+    #[inline]
+    pub fn depth(&self) -> (u64, u64) {
+        (self.state.bid_depth, self.state.ask_depth)
     }
 
     /// `ofi_decayed` carried forward to `now` with no new flow.

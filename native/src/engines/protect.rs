@@ -208,7 +208,13 @@ impl Protection {
     /// 10 levels per side, best first (empty levels: UNDEF_PRICE, size 0).
     pub fn on_depth(&mut self, cfg: &ProtectConfig, _ts_event: u64, bids: &[LevelView; 10], asks: &[LevelView; 10]) {
         let sum = |ls: &[LevelView; 10]| ls.iter().filter(|l| l.price != UNDEF_PRICE).fold(0u64, |a, l| a.saturating_add(l.size));
-        let (bd, ad) = (sum(bids), sum(asks));
+        self.on_depth_sums(cfg, sum(bids), sum(asks));
+    }
+
+    /// `on_depth` given the saturating sums of the bid and ask sizes (empty levels count
+    /// 0), which the pressure engine has already taken from the same sample.
+    #[inline]
+    pub fn on_depth_sums(&mut self, cfg: &ProtectConfig, bd: u64, ad: u64) {
         let total = bd.saturating_add(ad);
         self.s.depth = total;
         self.depth_vacuum = self.depth_ema.ready(cfg.min_samples) && (total as f64) < cfg.vacuum_frac * self.depth_ema.value;
