@@ -266,8 +266,9 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1e6, help="gateway records/s (default 1,000,000)")
     ap.add_argument("--records", type=int, default=2_000_000, help="simulated session size, looped (default 2M)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
-    ap.add_argument("--batch-ms", type=float, default=0.0,
-                    help="gateway --batch-ms: gather due records this long between writes (default 0)")
+    ap.add_argument("--batch-ms", type=float, default=1.0,
+                    help="gateway --batch-ms: send what is due at most this often (default 1; 0 spins the "
+                         "gateway for batches of a few records)")
     ap.add_argument("--spin", action="store_true",
                     help="the consumer spins on poll() (or naps --poll-sleep-us) instead of blocking in "
                          "ShmReader.wait() on the segment's notify futex (the default)")

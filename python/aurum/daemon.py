@@ -34,6 +34,9 @@ from aurum.sdnotify import Notifier
 log = logging.getLogger("aurum.daemon")
 
 STATE_EVERY_S = 0.1  # the shared-memory state block is refreshed at most this often
+# Its zone list at most this often (and at every signal): zones live for minutes, and listing
+# them from a session's zone table is most of a state refresh's cost (~150 us of ~350).
+ZONES_EVERY_S = 1.0
 MAX_SHM_ZONES = 32  # what the state block holds (aurum_shm.h AURUM_SHM_MAX_ZONES)
 ZONE_BROKEN = 3  # engines.ZONE_STATES: broken zones are history, not "active"
 SOURCES = {"databento": 0, "yahoo": 1, "replay": 2}
@@ -79,6 +82,8 @@ class Daemon:
         self.source = "databento"
         self.feed_state = "down"
         self._last_state = 0.0
+        self._zones_at = -1e9  # monotonic time of the zone list the state block carries
+        self._zones_iid: int | None = None  # and its instrument
         self._stop = asyncio.Event() if _has_loop() else None
         self.client: Any = None
         self.journal: Any = None
@@ -170,7 +175,7 @@ class Daemon:
             # must not (shared memory and the log have them).
             self.decision.signals.clear()
         if published or time.monotonic() - self._last_state >= STATE_EVERY_S:
-            self._publish_state(now_ns)
+            self._publish_state(now_ns, force_zones=bool(published))
         self.shm.wake()  # a no-op unless something was published above
         return published
 
@@ -204,7 +209,7 @@ class Daemon:
         log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
                  d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
 
-    def _publish_state(self, now_ns: int) -> None:
+    def _publish_state(self, now_ns: int, force_zones: bool = True) -> None:
         self._last_state = time.monotonic()
         fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source, "ts_out": self.pipeline.last_ts_out,
                                   "feed_state": self.feed_state_now()}
@@ -217,7 +222,9 @@ class Daemon:
                 fields.update(bid=top[0] * 1e-9, ask=top[3] * 1e-9)
             fields.update(self._last_trade(iid))
             fields["volume"] = self._session_volume.get(iid, 0)
-            fields["zones"] = self._active_zones(iid)
+            if force_zones or iid != self._zones_iid or time.monotonic() - self._zones_at >= ZONES_EVERY_S:
+                self._zones_at, self._zones_iid = time.monotonic(), iid
+                fields["zones"] = self._active_zones(iid)  # absent: the writer keeps the last list
             score = self.decision.last_score.get(iid)
             if score is not None:
                 names = ("qmo", "imo", "gann", "astro", "cycle")

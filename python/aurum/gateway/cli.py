@@ -77,9 +77,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at-end", choices=("close", "idle", "loop"), default="close",
                    help="when the data runs out: close each session (default), keep it open with heartbeats, "
                         "or loop: replay it again forever, times and order ids moved on (soak and latency runs)")
-    p.add_argument("--batch-ms", type=float, default=0.0, metavar="MS",
-                   help="paced sessions: after sending everything due, wait this long to gather the next "
-                        "batch (default 0: send what is due as soon as the gateway gets to it)")
+    p.add_argument("--batch-ms", type=float, default=1.0, metavar="MS",
+                   help="paced sessions send what is due at most every MS milliseconds (default 1; 0: as soon "
+                        "as due, which at high rates keeps a core busy for smaller batches)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault into every session (see aurum.gateway.faults), e.g. cut@100, stall=2@50")
     p.add_argument("--slow-reader-lag", type=float, default=2.0, metavar="S",

@@ -44,7 +44,7 @@ from aurum.gateway import records as R
 from aurum.gateway.control import STYPES_IN, SubscriptionRequest
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-PACE_MIN_SLEEP_S = 0.001  # a paced session's shortest wait for due records
+PACE_EVERY_S = 0.001  # default: a paced session wakes at most this often to send what is due
 BATCH_BYTES = 256 * 1024  # records per yield: big enough to amortise numpy, small enough to pace
 MONTH_CODES = "FGHJKMNQUVXZ"
 
@@ -418,14 +418,15 @@ class FileSource:
 
     def __init__(
         self, paths: Sequence[Path], *, now: int | None = None, speed: float | None = None,
-        max_gap_s: float = 60.0, loop: bool = False, batch_every_s: float = 0.0,
+        max_gap_s: float = 60.0, loop: bool = False, batch_every_s: float = PACE_EVERY_S,
     ) -> None:
         if not paths:
             raise ValueError("no DBN files given")
         self.paths = [Path(p) for p in paths]
         self.speed = speed
         self.loop = loop
-        self.batch_every_s = batch_every_s  # paced: gather due records this long between batches
+        # Paced: after sending what is due, wait this long for more (0: come back at once).
+        self.batch_every_s = batch_every_s
         self.max_gap_ns = int(max_gap_s * 1e9)
         loaded = [_load_v3(p) for p in self.paths]
         datasets = {str(f.meta.dataset) for f in loaded if f.meta.dataset}
@@ -598,9 +599,9 @@ class FileSource:
                 if nxt - prev > self.max_gap_ns and data_now >= prev:
                     anchor_wall, anchor_ts = now, nxt  # a long gap (daily break) costs no time
                     continue
-                # At least a timer tick (1 ms): shorter sleeps return at once, and a fast
-                # replay would spin the gateway on a core, starving the client it feeds.
-                await asyncio.sleep(min(max((nxt - data_now) / self.speed / 1e9, PACE_MIN_SLEEP_S), 1.0))
+                # At least batch_every_s (a timer tick by default): at high rates shorter sleeps
+                # return at once and spin the gateway on a core, starving the client it feeds.
+                await asyncio.sleep(min(max((nxt - data_now) / self.speed / 1e9, self.batch_every_s), 1.0))
                 continue
             hi = self._batch_end(pos, due_idx)
             due = anchor_wall + (int(self.ts[pos]) - anchor_ts) / self.speed / 1e9
