@@ -233,63 +233,14 @@ impl L3Book {
     /// engines' depth sample calls this every few milliseconds of market time, so it walks
     /// the level slice directly rather than through a callback per level.
     pub fn fill_levels(&self, bids_out: &mut [LevelView], asks_out: &mut [LevelView]) -> (usize, usize) {
-        fn fill(store: &LevelStore, out: &mut [LevelView]) -> usize {
-            let (levels, rev, nonempty) = store.best_first();
-            let want = out.len().min(nonempty);
-            let mut n = 0;
-            let mut take = |l: &Level| {
-                if l.count > 0 {
-                    if let Some(o) = out.get_mut(n) {
-                        *o = view(l);
-                    }
-                    n += 1;
-                }
-                n < want
-            };
-            if want > 0 {
-                if rev {
-                    levels.iter().rev().take_while(|l| take(l)).for_each(drop);
-                } else {
-                    levels.iter().take_while(|l| take(l)).for_each(drop);
-                }
-            }
-            for slot in out.iter_mut().skip(n) {
-                *slot = EMPTY_LEVEL;
-            }
-            n
-        }
-        (fill(&self.bids, bids_out), fill(&self.asks, asks_out))
+        (fill_best(&self.bids, bids_out, EMPTY_LEVEL, view), fill_best(&self.asks, asks_out, EMPTY_LEVEL, view))
     }
 
     /// The sizes of the best `out.len()` levels per side, best first, 0 past the last level:
     /// `fill_levels` reduced to what the depth measures read.
     pub fn fill_sizes(&self, bids_out: &mut [u64], asks_out: &mut [u64]) {
-        fn fill(store: &LevelStore, out: &mut [u64]) {
-            let (levels, rev, nonempty) = store.best_first();
-            let want = out.len().min(nonempty);
-            let mut n = 0;
-            let mut take = |l: &Level| {
-                if l.count > 0 {
-                    if let Some(o) = out.get_mut(n) {
-                        *o = l.size;
-                    }
-                    n += 1;
-                }
-                n < want
-            };
-            if want > 0 {
-                if rev {
-                    levels.iter().rev().take_while(|l| take(l)).for_each(drop);
-                } else {
-                    levels.iter().take_while(|l| take(l)).for_each(drop);
-                }
-            }
-            for slot in out.iter_mut().skip(n) {
-                *slot = 0;
-            }
-        }
-        fill(&self.bids, bids_out);
-        fill(&self.asks, asks_out);
+        fill_best(&self.bids, bids_out, 0, |l| l.size);
+        fill_best(&self.asks, asks_out, 0, |l| l.size);
     }
 
     #[inline]
@@ -518,3 +469,33 @@ impl Mbp10Book {
 #[cfg(test)]
 #[path = "book_tests.rs"]
 mod tests;
+
+/// One side's best non-empty levels into `out`, best first, `blank` past the last; returns how
+/// many levels it wrote. The walk behind `fill_levels` and `fill_sizes` (monomorphised per use,
+/// so each keeps its own tight loop).
+#[inline]
+fn fill_best<T: Copy>(store: &LevelStore, out: &mut [T], blank: T, map: impl Fn(&Level) -> T) -> usize {
+    let (levels, rev, nonempty) = store.best_first();
+    let want = out.len().min(nonempty);
+    let mut n = 0;
+    let mut take = |l: &Level| {
+        if l.count > 0 {
+            if let Some(o) = out.get_mut(n) {
+                *o = map(l);
+            }
+            n += 1;
+        }
+        n < want
+    };
+    if want > 0 {
+        if rev {
+            levels.iter().rev().take_while(|l| take(l)).for_each(drop);
+        } else {
+            levels.iter().take_while(|l| take(l)).for_each(drop);
+        }
+    }
+    for slot in out.iter_mut().skip(n) {
+        *slot = blank;
+    }
+    n
+}
