@@ -103,7 +103,6 @@ fn to_v3(bytes: &[u8]) -> Vec<u8> {
     while let Some(rec) = decoder.decode_record_ref().expect("decode") {
         enc.encode_record_ref(rec).expect("encode");
     }
-    drop(enc);
     out
 }
 

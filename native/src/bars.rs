@@ -108,6 +108,7 @@ impl InstrumentBars {
     }
 
     /// Adds a trade; closes any bar it completes. Returns bars closed.
+    #[allow(clippy::too_many_arguments)] // one trade's fields, passed from the record loop without a struct
     pub fn on_trade(&mut self, cfg: &BarConfig, iid: u32, ts: u64, price: i64, size: u32, side: u8, out: &mut Ring<BarRec>) -> u32 {
         if ts == u64::MAX {
             // UNDEF_TIMESTAMP: a print without exchange time cannot be binned (it stays in

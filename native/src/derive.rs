@@ -107,6 +107,8 @@ fn encode<R: dbn::encode::DbnEncodable>(out: &mut Vec<u8>, rec: &R) -> usize {
     at
 }
 
+// Each argument is one field of the derived record; a struct for them would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn mbp10(m: &MboMsg, action: u8, side: u8, price: i64, size: u32, depth: u8, flags: u8, levels: &Levels) -> Mbp10Msg {
     Mbp10Msg {
         hd: RecordHeader::new::<Mbp10Msg>(rtype::MBP_10, m.hd.publisher_id, m.hd.instrument_id, m.hd.ts_event),

@@ -282,7 +282,7 @@ impl Ladder {
             self.best *= factor;
         }
         self.tick = new_tick;
-        self.recip = ((1u128 << 64) + new_tick as u128 - 1) / new_tick as u128;
+        self.recip = (1u128 << 64).div_ceil(new_tick as u128);
         self.generation = self.generation.wrapping_add(1);
         Some(())
     }
@@ -406,6 +406,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 #[cfg(test)]
+// Prices in the tests are written in tenths with the decimal as `_` (4000_5 = 4000.5 ticks).
+#[allow(clippy::inconsistent_digit_grouping)]
 mod tests {
     use super::*;
 

@@ -196,8 +196,7 @@ impl State {
             e.absorption.window_capacity = 2;
             e.flow.max_cells = 2;
         }
-        let mut counters = Counters::default();
-        counters.by_rtype = vec![0; 256];
+        let counters = Counters { by_rtype: vec![0; 256], ..Counters::default() };
         Self {
             cfg,
             instruments: Vec::with_capacity(16),
@@ -310,15 +309,13 @@ impl State {
                     if self.instruments[i].primary(SRC_MBP1) && m.action as u8 == b'T' {
                         self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), 0, rtype::MBP_1);
                     }
-                    if self.instruments[i].top_primary(SRC_MBP1) {
-                        if m.flags.raw() & flags::LAST != 0 {
-                            if self.cfg.engines.enabled {
-                                self.instruments[i].engines.on_last(m.flags.raw(), m.ts_recv);
-                            }
-                            let l = &m.levels[0];
-                            let top = Mbp10Book { levels: [*l; 10], valid: true }.top();
-                            self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_1);
+                    if self.instruments[i].top_primary(SRC_MBP1) && m.flags.raw() & flags::LAST != 0 {
+                        if self.cfg.engines.enabled {
+                            self.instruments[i].engines.on_last(m.flags.raw(), m.ts_recv);
                         }
+                        let l = &m.levels[0];
+                        let top = Mbp10Book { levels: [*l; 10], valid: true }.top();
+                        self.publish_top(i, top, m.hd.ts_event, m.ts_recv, m.flags.raw(), m.sequence, rtype::MBP_1);
                     }
                 }
             }
