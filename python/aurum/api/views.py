@@ -15,7 +15,7 @@ from aurum.api.models import PILLARS
 ZONE_KINDS = {1: "iceberg", 2: "absorption"}
 ZONE_STATES = {1: "active", 2: "held", 3: "broken"}
 ZONE_SIDES = {"B": "bid", "A": "ask"}
-REASON_MAX = 111  # bytes of reason a signal slot holds (layout v2); a full one was most likely cut
+REASON_MAX = 111  # bytes of reason a signal slot holds (layout v2 and v3); a full one was most likely cut
 
 # Keys of a decoded signal that are shown differently (or are transport detail).
 _SIGNAL_CONSUMED = {"seq", "ts_ns", "instrument_id", "action", "flags", "veto", "entry", "stop", "targets",
