@@ -63,47 +63,41 @@ fn two_sided(t: &Top) -> bool {
     t.bid.price != UNDEF_PRICE && t.ask.price != UNDEF_PRICE
 }
 
+/// The CKS increment's four terms summed in the integer type given: i64 on the common path,
+/// i128 when a size could overflow it (one definition, so both paths stay the same formula).
+macro_rules! cks_terms {
+    ($t:ty, $p:expr, $n:expr) => {{
+        let (p, n) = ($p, $n);
+        let mut e: $t = 0;
+        if n.bid.price >= p.bid.price {
+            e += n.bid.size as $t;
+        }
+        if n.bid.price <= p.bid.price {
+            e -= p.bid.size as $t;
+        }
+        if n.ask.price <= p.ask.price {
+            e -= n.ask.size as $t;
+        }
+        if n.ask.price >= p.ask.price {
+            e += p.ask.size as $t;
+        }
+        e
+    }};
+}
+
 /// Cont–Kukanov–Stoikov e_n from `p` to `n`; both tops must be two-sided.
 #[inline]
 pub fn cks_increment(p: &Top, n: &Top) -> i64 {
     if (n.bid.size | p.bid.size | n.ask.size | p.ask.size) < 1 << 61 {
         // Two sizes below 2^61 added, two subtracted: |e| < 2^62, no clamp needed.
-        let (qb, qb0, qa, qa0) = (n.bid.size as i64, p.bid.size as i64, n.ask.size as i64, p.ask.size as i64);
-        let mut e = 0i64;
-        if n.bid.price >= p.bid.price {
-            e += qb;
-        }
-        if n.bid.price <= p.bid.price {
-            e -= qb0;
-        }
-        if n.ask.price <= p.ask.price {
-            e -= qa;
-        }
-        if n.ask.price >= p.ask.price {
-            e += qa0;
-        }
-        return e;
+        return cks_terms!(i64, p, n);
     }
     cks_increment_wide(p, n)
 }
 
 #[cold]
 fn cks_increment_wide(p: &Top, n: &Top) -> i64 {
-    let (qb, qb0, qa, qa0) = (n.bid.size as i128, p.bid.size as i128, n.ask.size as i128, p.ask.size as i128);
-    let mut e: i128 = 0;
-    if n.bid.price >= p.bid.price {
-        e += qb;
-    }
-    if n.bid.price <= p.bid.price {
-        e -= qb0;
-    }
-    if n.ask.price <= p.ask.price {
-        e -= qa;
-    }
-    if n.ask.price >= p.ask.price {
-        e += qa0;
-    }
-    e.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    cks_terms!(i128, p, n).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 fn px(p: i64) -> f64 {
