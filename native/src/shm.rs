@@ -491,8 +491,9 @@ impl ShmSignalWriter {
 
     /// Counts a publication in `notify` and wakes readers blocked on it (FUTEX_WAKE on its
     /// low 32 bits), so a reader can sleep in the kernel instead of spinning or napping and
-    /// still see a signal within a wake-up. Costs one syscall (~1 us) per publication, which
-    /// happen at bar closes and state refreshes, never per record.
+    /// still see a signal within a wake-up. Costs one syscall per publication (~2 us; up to
+    /// ~200 us on a VM when it must wake an idle vCPU), which happen at bar closes and state
+    /// refreshes, never per record.
     fn notify(&mut self) {
         self.map.atomic(OFF_NOTIFY).fetch_add(1, Ordering::Release);
         self.wake_pending = true;
