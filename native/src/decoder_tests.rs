@@ -2,12 +2,18 @@ use super::*;
 use dbn::encode::{DbnMetadataEncoder, EncodeRecord};
 
 pub(crate) fn metadata_bytes() -> Vec<u8> {
+    metadata_bytes_of(dbn::DBN_VERSION)
+}
+
+/// The MBO session metadata of the tests, as DBN `version` encodes it.
+fn metadata_bytes_of(version: u8) -> Vec<u8> {
     let meta = dbn::MetadataBuilder::new()
         .dataset("GLBX.MDP3".to_owned())
         .schema(Some(dbn::Schema::Mbo))
         .start(0)
         .stype_in(Some(dbn::SType::RawSymbol))
         .stype_out(dbn::SType::InstrumentId)
+        .version(version)
         .build();
     let mut out = Vec::new();
     DbnMetadataEncoder::new(&mut out).encode(&meta).unwrap();
@@ -208,16 +214,7 @@ fn unknown_rtype_is_counted_or_strict_error() {
 /// A DBN v1 session: metadata, then MBO records with a symbol mapping and a heartbeat
 /// (both rewritten by the upgrade to v3) among them.
 fn v1_session() -> Vec<u8> {
-    let meta = dbn::MetadataBuilder::new()
-        .dataset("GLBX.MDP3".to_owned())
-        .schema(Some(dbn::Schema::Mbo))
-        .start(0)
-        .stype_in(Some(dbn::SType::RawSymbol))
-        .stype_out(dbn::SType::InstrumentId)
-        .version(1)
-        .build();
-    let mut out = Vec::new();
-    DbnMetadataEncoder::new(&mut out).encode(&meta).unwrap();
+    let mut out = metadata_bytes_of(1);
     let mbo = mbo_bytes(30);
     out.extend_from_slice(&mbo[..10 * 56]);
     let mut enc = dbn::encode::dbn::RecordEncoder::new(&mut out);
