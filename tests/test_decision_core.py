@@ -22,7 +22,7 @@ from aurum.decision.engine import DecisionEngine
 from aurum.decision.providers import default_providers
 from aurum.decision.scorer import PILLARS, ConfidenceScorer, Pillar
 from aurum.decision.signal import BUY, FLAT, RISK_VETOES, SELL, SignalBuilder, SignalConfig
-from aurum.engines import FLOW_DTYPE, ICEBERG_DTYPE, SWEEP_DTYPE, ZONE_DTYPE
+from aurum.engines import FLOW_DTYPE, ICEBERG_DTYPE, SWEEP_DTYPE, ZONE_DTYPE, table_array
 from aurum.kernels import decision_core, flow_pillars
 from aurum.kernels.barwindow import BarWindow
 from aurum.rings import BAR_DTYPE, RingReader
@@ -97,6 +97,26 @@ def test_replay_matches_reference_batch_by_batch(session: tuple[Path, float, int
         w_new, w_old = new._core.window(iid), old._windows[iid]
         assert w_new.count == w_old.count and np.array_equal(w_new.bars, w_old.bars)
     assert new._core.window(next(iter(new.last_score))).count >= min_bars
+    # The signal's inputs read in place (zone levels, the last ATR) against the reference's
+    # numpy versions, at prices across the session's zones and for every ATR period up to
+    # the window (None at and below the bar count, as the reference).
+    zones = table_array(pl, "zones")
+    for iid in old.last_score:
+        mine = zones[zones["instrument_id"] == iid]
+        prices = [int(p) for p in mine["price"][:: max(1, len(mine) // 8)]] + [0, 2**62]
+        for price in prices:
+            for span in (0, 3, 200):
+                assert new._core.zone_levels(iid, price, 100_000_000, span) == \
+                    old._levels(mine, price, 100_000_000, span)
+        assert any(new._core.zone_levels(iid, p, 100_000_000, 200) for p in prices)
+        win = old._windows[iid]
+        n = len(win.close)
+        for period in (1, 2, 14, n - 1, n, n + 1):
+            old.config.atr_period = period
+            assert new._core.atr(iid, period) == old._atr(win)
+    assert new._core.zone_levels(2**40, 0, 1) == [] and new._core.atr(2**40, 14) is None
+    with pytest.raises(ValueError, match="period"):
+        new._core.atr(next(iter(old.last_score)), 0)
 
 
 def test_last_score_is_a_read_only_mapping_built_on_read() -> None:

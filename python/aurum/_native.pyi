@@ -171,6 +171,10 @@ class Pipeline:
         """Bytes buffered after the last feed that do not yet form a whole record (so
         ``len(chunk) - pending_bytes`` is a record boundary in the chunk, when positive)."""
 
+    @property
+    def error_count(self) -> int:
+        """ErrorMsg records decoded so far (``stats()["error_count"]``, without the dict)."""
+
     def reset_stream(self) -> None:
         """Expect a new metadata header (a reconnect). Books, rings and bars are kept."""
 

@@ -479,6 +479,13 @@ impl PyPipeline {
         self.inner.decoder.pending()
     }
 
+    /// ErrorMsg records seen so far: what the live client checks after every chunk, without
+    /// building the whole `stats()` dict (~10 us) each time.
+    #[getter]
+    fn error_count(&self) -> u64 {
+        self.inner.state.counters.error_count
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = &self.inner.state;
         let c = &s.counters;

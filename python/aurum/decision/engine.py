@@ -25,7 +25,6 @@ import numpy as np
 from aurum import _native
 from aurum.decision.scorer import ConfidenceScorer, Pillar, Score
 from aurum.decision.signal import Level, Market, Signal, SignalBuilder, SignalConfig
-from aurum.engines import table_array
 from aurum.kernels.barwindow import HISTORY, PACKED_BAR, BarWindow
 from aurum.kernels.decision_core import DecisionCore
 
@@ -69,14 +68,15 @@ class DecisionEngine:
         action, why, veto = change
         _, price_fx, _ = self._core.market(iid)
         market = self._market(iid)
-        levels = self._levels(table_array(self.pipeline, "zones"), iid, price_fx, self.config.tick)
+        # Zones are levels when unbroken and within 200 ticks: broken zones defend nothing,
+        # far ones cannot be a stop or a first target.
+        levels = self._core.zone_levels(iid, price_fx, self.config.tick, 200)
         win = self._core.window(iid)
         for prov in self.providers.values():
             extra = getattr(prov, "levels_for", None)
             if extra is not None:
                 levels.extend(Level(px, side, "gann level") for px, side in extra(win))
-        sig = self._builders[iid]._emit(action, self.last_score[iid], market, levels, why, veto)
-        return dataclasses.replace(sig, instrument_id=iid)
+        return self._builders[iid]._emit(action, self.last_score[iid], market, levels, why, veto, instrument_id=iid)
 
     def force_flat(self, reason: str, now_ns: int) -> list[Signal]:
         """Close every open position at once with a veto naming ``reason`` (the feed that
@@ -102,30 +102,10 @@ class DecisionEngine:
         if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
             bid, ask = top[0] * SCALE, top[3] * SCALE
         return Market(ts=ts, price=price_fx * SCALE, bid=bid, ask=ask, tick=self.config.tick * SCALE,
-                      atr=self._atr(self._core.window(iid)))
+                      atr=self._atr(iid))
 
-    def _atr(self, win: BarWindow) -> float | None:
-        from aurum.kernels.bar_stats import wilder_atr
-
-        n = self.config.atr_period
-        if len(win.close) <= n:
-            return None
-        atr = wilder_atr(win.high_fx, win.low_fx, win.close_fx, n)
-        v = float(atr[-1])
-        return v if np.isfinite(v) else None
-
-    @staticmethod
-    def _levels(zones: np.ndarray, iid: int, price: int, tick: int, span_ticks: int = 200) -> list[Level]:
-        """The instrument's zones as levels. Broken zones defend nothing; far ones cannot be a
-        stop or a first target."""
-        lim = span_ticks * tick
-        src = {1: "iceberg zone", 2: "absorption zone"}
-        # A zone table holds tens to hundreds of rows: one tolist per column and a Python
-        # filter cost ~10 us where numpy masks and fancy indexing cost ~40 (a signal's path).
-        cols = zip(zones["instrument_id"].tolist(), zones["state"].tolist(), zones["price"].tolist(),
-                   zones["side"].tolist(), zones["kind"].tolist(), zones["strength"].tolist())
-        return [Level(float(px) * SCALE, chr(sd), src.get(k, "zone"), st) for i, zs, px, sd, k, st in cols
-                if i == iid and zs != 3 and abs(px - price) <= lim]
+    def _atr(self, iid: int) -> float | None:
+        return self._core.atr(iid, self.config.atr_period)  # type: ignore[no-any-return]
 
     def pillars_report(self) -> dict[str, Any]:
         return {str(iid): s.as_dict() for iid, s in sorted(self.last_score.items())}

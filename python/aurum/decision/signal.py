@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aurum.decision.scorer import Score
 
@@ -42,9 +42,10 @@ class SignalConfig:
             raise ValueError("cooldown_bars must be >= 0 and max_targets >= 1")
 
 
-@dataclass(frozen=True)
-class Level:
-    """A price the builder may anchor a stop or target on."""
+class Level(NamedTuple):
+    """A price the builder may anchor a stop or target on. A named tuple, not a frozen
+    dataclass: a signal gathers tens of them, and each dataclass cost ~2 us more to build
+    (cold, in the daemon)."""
 
     price: float
     side: str  # "B": support (resting buyers), "A": resistance
@@ -111,7 +112,7 @@ class SignalBuilder(BuilderCore):
         return self._emit(action, score, market, levels, why, veto)
 
     def _emit(self, action: str, score: Score, m: Market, levels: list[Level], why: tuple[str, ...],
-              veto: str | None) -> Signal:
+              veto: str | None, instrument_id: int = 0) -> Signal:
         self.position = action
         self._bars_since_change = 0
         self.seq += 1
@@ -128,7 +129,8 @@ class SignalBuilder(BuilderCore):
             targets = self._targets(action, entry, stop, m, levels)
             reasons.append(stop_why)
         return Signal(self.seq, m.ts, action, entry, stop, targets, score.direction, score.confidence,
-                      {k: p.as_dict() for k, p in score.pillars.items()}, tuple(reasons), veto, score.missing)
+                      {k: p.as_dict() for k, p in score.pillars.items()}, tuple(reasons), veto, score.missing,
+                      instrument_id)
 
     def _stop(self, action: str, entry: float, m: Market, levels: list[Level]) -> tuple[float, str]:
         cfg = self.config

@@ -528,7 +528,7 @@ class LsgClient:
         if self._streamed:
             self.pipeline.reset_stream()
         self._streamed = True
-        self._errors_base = int(self.pipeline.stats().get("error_count", 0))
+        self._errors_base = self.pipeline.error_count
 
     # --- the stream ---------------------------------------------------------------------------
 
@@ -563,14 +563,14 @@ class LsgClient:
                 self._callback_failed("on_chunk")
 
     def _check_errors(self, session: _Session) -> None:
-        st = self.pipeline.stats()
-        count = int(st.get("error_count", 0)) - self._errors_base
+        # Per chunk: the cheap counter first, the stats dict only when there is something new.
+        count = self.pipeline.error_count - self._errors_base
         new = count - session.errors_seen
         if new <= 0:
             return
         session.errors_seen = count
         self.stats.gateway_errors += new
-        errors = list(st.get("errors", ()))
+        errors = list(self.pipeline.stats().get("errors", ()))
         for code, text in errors[-new:] if new <= len(errors) else errors:
             code = int(code)
             name = ERROR_CODES.get(code, "UNKNOWN")

@@ -18,18 +18,19 @@ from collections.abc import Mapping
 import numpy as np
 cimport numpy as cnp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.math cimport fabs, fmax, isfinite
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from aurum import _native
 from aurum.decision.scorer import PILLARS, Score
-from aurum.decision.signal import SignalBuilder
+from aurum.decision.signal import Level, SignalBuilder
 from aurum.engines import FLOW_DTYPE, ICEBERG_DTYPE, SWEEP_DTYPE, ZONE_DTYPE
 from aurum.rings import BAR_DTYPE, ring_array
 
 from aurum.kernels.bar_pillars cimport BarPillar
-from aurum.kernels.barwindow cimport BarWindow
+from aurum.kernels.barwindow cimport BarWindow, PackedBar
 from aurum.kernels.flow_pillars cimport imo_eval, qmo_eval
 from aurum.kernels.pillar_out cimport PillarOut, py_max, py_min
 from aurum.kernels.records cimport BarRec, FlowRec, IcebergRec, SweepRec, ZoneRec
@@ -48,6 +49,8 @@ cdef enum:
     P_GANN = 2
 
 cdef uint64_t BAR_KIND_TIME = _native.BAR_KIND_TIME
+cdef uint8_t ZONE_BROKEN = 3  # aurum.engines.ZONE_STATES: a broken zone defends nothing
+cdef dict ZONE_SOURCES = {1: "iceberg zone", 2: "absorption zone"}  # by ZoneRec.kind
 cdef double SCALE = 1e-9
 
 
@@ -387,6 +390,66 @@ cdef class DecisionCore:
         """The instrument's BarWindow, or None before its first bar."""
         st = self.states.get(iid)
         return None if st is None else (<InstrState>st).window
+
+    def atr(self, iid, int period):
+        """The last value of ``bar_stats.wilder_atr`` over the instrument's bar window (the
+        same operations in the same order, so the same bits), or None with ``period`` bars or
+        fewer, or if it is not finite. A signal needs only that value: the full column cost
+        ~100 us at a signal in the daemon (cold caches), this a loop over the window."""
+        if period < 1:
+            raise ValueError(f"period was {period}, expected >= 1")
+        st = self.states.get(iid)
+        if st is None:
+            return None
+        cdef BarWindow win = (<InstrState>st).window
+        cdef Py_ssize_t n = win.hi - win.lo, i
+        if n <= period:
+            return None
+        cdef const PackedBar* b = win.rows + win.lo
+        cdef double acc = 0.0, t, h, l, pc
+        for i in range(n):
+            h = b[i].high * SCALE
+            l = b[i].low * SCALE
+            if i == 0:
+                t = h - l
+            else:
+                pc = b[i - 1].close * SCALE
+                t = fmax(h - l, fmax(fabs(h - pc), fabs(l - pc)))
+            if i < period:
+                acc += t
+                if i == period - 1:
+                    acc /= period
+            else:
+                acc = (acc * (period - 1) + t) / period
+        return acc if isfinite(acc) else None
+
+    def zone_levels(self, iid, int64_t price, int64_t tick, int64_t span_ticks=200):
+        """``DecisionEngine._levels`` read from the zone table in place: the instrument's
+        unbroken zones within ``span_ticks`` ticks of ``price`` (DBN fixed point), as Levels
+        in table order. No numpy: at a signal this was ~100 us of column copies (cold)."""
+        out = []
+        if iid < 0 or iid > 0xFFFFFFFF or span_ticks < 0 or tick < 0:
+            return out
+        cdef uint32_t want = iid
+        cdef uint64_t lim = <uint64_t>span_ticks * <uint64_t>tick, dist
+        cdef Table zones
+        cdef const ZoneRec* z
+        cdef Py_ssize_t i
+        zones.open = False
+        try:
+            table_open(&zones, self.pipeline, "zones", sizeof(ZoneRec))
+            for i in range(zones.n):
+                z = (<const ZoneRec*>zones.rows) + i
+                if z.instrument_id != want or z.state == ZONE_BROKEN:
+                    continue
+                # |price - z.price| without overflow: the unsigned difference of the larger
+                # and the smaller is exact.
+                dist = <uint64_t>z.price - <uint64_t>price if z.price >= price else <uint64_t>price - <uint64_t>z.price
+                if dist <= lim:
+                    out.append(Level(<double>z.price * SCALE, chr(z.side), ZONE_SOURCES.get(z.kind, "zone"), z.strength))
+        finally:
+            table_close(&zones)
+        return out
 
     def market(self, iid):
         """``(ts, price_fx, top)`` at the instrument's last bar close, or None."""
