@@ -43,6 +43,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 AURUM = [sys.executable, "-m", "aurum.cli"]
 
@@ -165,7 +166,13 @@ def run(args: argparse.Namespace) -> str:
                 "AURUM_SIGNALS_COOLDOWN_BARS": "0",
                 "AURUM_METRICS_PORT": "0"}
         log = work / "daemon.log"
-        daemon = subprocess.Popen([*AURUM, "run"], stdout=subprocess.DEVNULL, stderr=log.open("w"), env=denv)
+        stages_path = work / "stages.json"
+        if args.probe:  # the same daemon, with stage timers (bench/latency_probe.py)
+            cmd = [sys.executable, str(Path(__file__).with_name("latency_probe.py"))]
+            denv["AURUM_PROBE_OUT"] = str(stages_path)
+        else:
+            cmd = [*AURUM, "run"]
+        daemon = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=denv)
         procs.append(daemon)
         samples = work / "lat.npy"
         cons = subprocess.Popen([sys.executable, __file__, "--consumer", shm, "--samples", str(samples),
@@ -257,7 +264,23 @@ def run(args: argparse.Namespace) -> str:
         f"drift after the first minute {slope:+.3f} MiB/min (least squares over {int(steady.sum())} samples)",
         "",
     ]
+    if args.probe:
+        lines += _stage_table(stages_path)
     return "\n".join(lines)
+
+
+def _stage_table(path: Path) -> list[str]:
+    """The daemon's stage timers (--probe), first 10 % of each dropped as warm-up."""
+    if not path.exists():
+        return ["In-daemon stages: the probe wrote nothing (did the daemon stop cleanly?)", ""]
+    stages = orjson.loads(path.read_bytes())
+    out = ["In-daemon stages (`--probe`, bench/latency_probe.py; its timers add ~1 µs a call), µs:", "",
+           "| stage | samples | p50 | p90 | p99 |", "|---|---|---|---|---|"]
+    for name, values in stages.items():
+        x = np.array(values[len(values) // 10:] if len(values) >= 20 else values)
+        p = np.percentile(x, [50, 90, 99])
+        out.append(f"| {name} | {len(x)} | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} |")
+    return [*out, ""]
 
 
 def main() -> int:
@@ -274,6 +297,9 @@ def main() -> int:
                          "ShmReader.wait() on the segment's notify futex (the default)")
     ap.add_argument("--poll-sleep-us", type=float, default=0.0,
                     help="with --spin: nap this long when nothing is new (default 0: spin on a core)")
+    ap.add_argument("--probe", action="store_true",
+                    help="run the daemon with stage timers (bench/latency_probe.py) and add where its time "
+                         "goes to the report; the timers cost ~1 us a call, so quote the headline without it")
     ap.add_argument("--consumer", metavar="SHM", help=argparse.SUPPRESS)
     ap.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
