@@ -11,7 +11,7 @@ use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMa
 use rustc_hash::FxHashMap;
 
 use crate::bars::{BarConfig, InstrumentBars};
-use crate::book::{Anomalies, L3Book, MboBook, Mbp10Book, Top, EMPTY_LEVEL, UNDEF_PRICE};
+use crate::book::{Anomalies, L3Book, LevelView, MboBook, Mbp10Book, Top, EMPTY_LEVEL, UNDEF_PRICE};
 use crate::decoder::{DecodeError, StreamDecoder};
 use crate::engines::{EngineConfig, InstrumentEngines, Outputs, DEPTH};
 use crate::latency::{self, Latencies};
@@ -415,7 +415,7 @@ impl State {
     #[inline]
     fn publish_top(&mut self, i: usize, top: Top, ts_event: u64, ts_recv: u64, flags: u8, sequence: u32, rt: u8) {
         let inst = &mut self.instruments[i];
-        if inst.last_top == Some(top) {
+        if inst.last_top.is_some_and(|last| same_top(&last, &top)) {
             return;
         }
         inst.last_top = Some(top);
@@ -517,6 +517,14 @@ impl State {
 }
 
 const EMPTY_TOP: Top = Top { bid: EMPTY_LEVEL, ask: EMPTY_LEVEL };
+
+/// `a == b` with one branch instead of one per field: which field changed varies from event
+/// to event, so the derived short-circuit comparison mispredicted (~0.16 per ES record).
+#[inline]
+fn same_top(a: &Top, b: &Top) -> bool {
+    let diff = |x: &LevelView, y: &LevelView| (x.price ^ y.price) as u64 | (x.size ^ y.size) | (x.count ^ y.count) as u64;
+    diff(&a.bid, &b.bid) | diff(&a.ask, &b.ask) == 0
+}
 
 /// Sizes of ten levels per side for the engines' depth measures (0 for a missing level),
 /// from the book that published the top.
