@@ -361,21 +361,18 @@ impl L3Book {
     fn unlink(&mut self, idx: u32) {
         let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
-        if o.prev != NIL {
-            self.orders[o.prev as usize].next = o.next;
-        }
-        if o.next != NIL {
-            self.orders[o.next as usize].prev = o.prev;
-        }
+        // Whether the order ends its queue depends on the data: as branches, these tests
+        // mispredicted ~0.24 times per ES record. Selects instead: at a queue end the store
+        // goes to the order itself and writes back the link it already holds.
+        let before = if o.prev != NIL { o.prev } else { idx };
+        self.orders[before as usize].next = o.next;
+        let after = if o.next != NIL { o.next } else { idx };
+        self.orders[after as usize].prev = o.prev;
         let Some(slot) = slot else { return };
         let store = if o.is_bid { &mut self.bids } else { &mut self.asks };
         let level = store.level_mut(slot);
-        if level.head == idx {
-            level.head = o.next;
-        }
-        if level.tail == idx {
-            level.tail = o.prev;
-        }
+        level.head = if level.head == idx { o.next } else { level.head };
+        level.tail = if level.tail == idx { o.prev } else { level.tail };
         level.size -= o.size as u64;
         level.count -= 1;
         let emptied = level.count == 0;
