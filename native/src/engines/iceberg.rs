@@ -297,14 +297,14 @@ impl IcebergDetector {
         }
     }
 
-    /// After the book applied a record carrying F_LAST. Runs at nearly every record and
-    /// nearly always has nothing to do, so it is inline and the work is not.
+    /// After the book applied an F_LAST record: nearly always nothing to do (inline; the work
+    /// is not). Only `next_deadline` gates expiry: a stale one costs one scan of no chains.
     #[inline]
     pub fn on_event_end(&mut self, cfg: &IcebergConfig, _ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if !cfg.enabled {
             return;
         }
-        if self.awaiting > 0 && ts_recv > self.next_deadline {
+        if ts_recv > self.next_deadline {
             self.expire(cfg, out, ts_recv, false);
         }
         if !self.tracks.is_empty() {
