@@ -136,14 +136,13 @@ impl L3Book {
 
     #[inline]
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let is_bid = match side {
-            b'B' => true,
-            b'A' => false,
-            _ => {
-                self.anomalies.bad_side += 1;
-                return;
-            }
-        };
+        // One range test, then the side as a value: a match on the side branched on it, and
+        // the side of the next add is a coin toss (~0.1 mispredicts per ES record).
+        if !matches!(side, b'A' | b'B') {
+            self.anomalies.bad_side += 1;
+            return;
+        }
+        let is_bid = side == b'B';
         if price == UNDEF_PRICE {
             self.anomalies.bad_price += 1;
             return;
