@@ -409,20 +409,32 @@ impl MboBook {
     /// F_LAST, when the book may be read.
     #[inline(always)]
     pub fn apply(&mut self, m: &dbn::MboMsg) -> bool {
-        let f = m.flags.raw();
-        let action = m.action as u8;
-        if f & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
-            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
-            self.in_snapshot = true;
-            self.book.clear();
-        }
-        match action {
+        self.begin(m);
+        match m.action as u8 {
             b'A' => self.book.add(m.order_id, m.side as u8, m.price, m.size),
             b'C' => self.book.cancel(m.order_id, m.size),
             b'M' => self.book.modify(m.order_id, m.side as u8, m.price, m.size),
             b'R' => self.book.clear(),
             _ => {}
         }
+        self.end(m)
+    }
+
+    /// `apply` before the action: a snapshot's first record resets the book.
+    #[inline(always)]
+    pub fn begin(&mut self, m: &dbn::MboMsg) {
+        if m.flags.raw() & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
+            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
+            self.in_snapshot = true;
+            self.book.clear();
+        }
+    }
+
+    /// `apply` after the action (which the caller may have dispatched itself): the event
+    /// state. True at F_LAST.
+    #[inline(always)]
+    pub fn end(&mut self, m: &dbn::MboMsg) -> bool {
+        let f = m.flags.raw();
         let last = f & dbn::flags::LAST != 0;
         self.in_event = !last;
         if last {

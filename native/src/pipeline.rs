@@ -365,25 +365,68 @@ impl State {
         }
     }
 
+    /// One dispatch on the action for the engines and the book together: the iceberg
+    /// detector's and the book's own dispatches each mispredicted as often as the action
+    /// changed (~0.4 per ES record each in callgrind's model). Per action, the same calls
+    /// in the same order as `InstrumentEngines::on_mbo`, then `on_trade`, then
+    /// `MboBook::apply`; the book's snapshot reset comes first here, which nothing between
+    /// can see (the detector skips snapshot records; sweeps and trades do not read the book).
     #[inline]
     fn on_mbo(&mut self, m: &MboMsg) {
         let Some(i) = self.slot(m.hd.instrument_id) else { return };
-        let engines_on = self.cfg.engines.enabled;
+        let cfg = &self.cfg.engines;
+        let out = &mut self.engine_out;
         let inst = &mut self.instruments[i];
         inst.seen |= SRC_MBO;
         let mbo = inst.mbo.get_or_insert_with(MboBook::default);
-        if engines_on {
-            // Engines see the book as it was before this record (fills are judged against
-            // the displayed size they hit).
-            inst.engines.on_mbo(&self.cfg.engines, m, &mbo.book, &mut self.engine_out);
+        // Engines see the book as it was before this record (fills are judged against the
+        // displayed size they hit).
+        let ice = &mut inst.engines.iceberg;
+        let ice_on = cfg.enabled && ice.begin_record(&cfg.iceberg, m);
+        mbo.begin(m);
+        match m.action as u8 {
+            b'A' => {
+                if ice_on {
+                    ice.on_add_record(&cfg.iceberg, m, out);
+                }
+                mbo.book.add(m.order_id, m.side as u8, m.price, m.size);
+            }
+            b'C' => {
+                if ice_on {
+                    ice.on_change_record(&cfg.iceberg, m, &mbo.book, out);
+                }
+                mbo.book.cancel(m.order_id, m.size);
+            }
+            b'M' => {
+                if ice_on {
+                    ice.on_change_record(&cfg.iceberg, m, &mbo.book, out);
+                }
+                mbo.book.modify(m.order_id, m.side as u8, m.price, m.size);
+            }
+            b'F' => {
+                if ice_on {
+                    ice.on_fill(m, &mbo.book);
+                }
+            }
+            b'R' => {
+                if ice_on {
+                    ice.on_clear();
+                }
+                mbo.book.clear();
+            }
+            b'T' => {
+                if cfg.enabled {
+                    inst.engines.sweep.on_mbo_trade(&cfg.sweep, m);
+                }
+                // Before the event's F_LAST, `last_top` is still the top the aggressor hit.
+                self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), m.order_id, rtype::MBO);
+            }
+            _ => {}
         }
-        if m.action as u8 == b'T' {
-            // Before the event's F_LAST, `last_top` is still the top the aggressor hit.
-            self.on_trade(i, m.hd.ts_event, m.ts_recv, m.price, m.size, m.side as u8, m.flags.raw(), m.order_id, rtype::MBO);
-        }
+        let engines_on = self.cfg.engines.enabled;
         let inst = &mut self.instruments[i];
         let Some(mbo) = inst.mbo.as_mut() else { return };
-        if mbo.apply(m) {
+        if mbo.end(m) {
             if engines_on {
                 inst.engines.on_mbo_event_end(&self.cfg.engines, m.hd.ts_event, m.ts_recv, &mut self.engine_out);
                 inst.engines.on_last(m.flags.raw(), m.ts_recv);

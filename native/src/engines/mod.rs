@@ -12,6 +12,7 @@ pub mod absorption;
 mod active_index;
 pub mod flow;
 pub mod iceberg;
+mod iceberg_table;
 pub mod pressure;
 pub mod protect;
 pub mod records;
