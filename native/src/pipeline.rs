@@ -278,7 +278,10 @@ impl State {
     #[inline]
     pub fn on_record(&mut self, rec: RecordRef<'_>) {
         let hd = rec.header();
-        self.counters.by_rtype[hd.rtype as usize] += 1;
+        let rt = hd.rtype;
+        // Nearly every record of an MBO session is MBO: read once, tested first.
+        let mbo = if rt == rtype::MBO { rec.try_get::<MboMsg>().ok() } else { None };
+        self.counters.by_rtype[rt as usize] += 1;
         self.counters.records_total += 1;
         let ts = hd.ts_event;
         if ts != u64::MAX && ts > self.clock {
@@ -287,12 +290,11 @@ impl State {
                 self.close_due_bars(ts, self.cur_ts_out);
             }
         }
-        match hd.rtype {
-            rtype::MBO => {
-                if let Ok(m) = rec.try_get::<MboMsg>() {
-                    self.on_mbo(m);
-                }
-            }
+        if let Some(m) = mbo {
+            self.on_mbo(m);
+            return;
+        }
+        match rt {
             rtype::MBP_0 => {
                 if let Ok(t) = rec.try_get::<TradeMsg>() {
                     let Some(i) = self.slot(t.hd.instrument_id) else { return };
