@@ -405,11 +405,7 @@ impl State {
                 }
                 mbo.book.modify(m.order_id, m.side as u8, m.price, m.size);
             }
-            b'F' => {
-                if ice_on {
-                    ice.on_fill(m, &mbo.book);
-                }
-            }
+            b'F' if ice_on => ice.on_fill(m, &mbo.book),
             b'R' => {
                 if ice_on {
                     ice.on_clear();
