@@ -254,8 +254,10 @@ impl IcebergDetector {
         self.tracks.clear();
     }
 
-    /// After the book applied an F_LAST record: nearly always nothing to do (inline; the work
-    /// is not). Only `next_deadline` gates expiry: a stale one costs one scan of no chains.
+    /// After the book applied a record carrying F_LAST. Runs at nearly every record and
+    /// nearly always has nothing to do, so it is inline and the work is not. Expiry is gated
+    /// on `next_deadline` alone, not also on `awaiting` (a branch that mispredicted): with no
+    /// chain awaiting, a stale bound costs one scan of no chains, which resets it.
     #[inline]
     pub fn on_event_end(&mut self, cfg: &IcebergConfig, _ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if !cfg.enabled {
