@@ -136,14 +136,13 @@ impl L3Book {
 
     #[inline]
     pub fn add(&mut self, order_id: u64, side: u8, price: i64, size: u32) {
-        let is_bid = match side {
-            b'B' => true,
-            b'A' => false,
-            _ => {
-                self.anomalies.bad_side += 1;
-                return;
-            }
-        };
+        // One range test, then the side as a value: a match on the side branched on it, and
+        // the side of the next add is a coin toss (~0.1 mispredicts per ES record).
+        if !matches!(side, b'A' | b'B') {
+            self.anomalies.bad_side += 1;
+            return;
+        }
+        let is_bid = side == b'B';
         if price == UNDEF_PRICE {
             self.anomalies.bad_price += 1;
             return;
@@ -361,21 +360,18 @@ impl L3Book {
     fn unlink(&mut self, idx: u32) {
         let slot = self.slot_of(idx);
         let o = self.orders[idx as usize];
-        if o.prev != NIL {
-            self.orders[o.prev as usize].next = o.next;
-        }
-        if o.next != NIL {
-            self.orders[o.next as usize].prev = o.prev;
-        }
+        // Whether the order ends its queue depends on the data: as branches, these tests
+        // mispredicted ~0.24 times per ES record. Selects instead: at a queue end the store
+        // goes to the order itself and writes back the link it already holds.
+        let before = if o.prev != NIL { o.prev } else { idx };
+        self.orders[before as usize].next = o.next;
+        let after = if o.next != NIL { o.next } else { idx };
+        self.orders[after as usize].prev = o.prev;
         let Some(slot) = slot else { return };
         let store = if o.is_bid { &mut self.bids } else { &mut self.asks };
         let level = store.level_mut(slot);
-        if level.head == idx {
-            level.head = o.next;
-        }
-        if level.tail == idx {
-            level.tail = o.prev;
-        }
+        level.head = if level.head == idx { o.next } else { level.head };
+        level.tail = if level.tail == idx { o.prev } else { level.tail };
         level.size -= o.size as u64;
         level.count -= 1;
         let emptied = level.count == 0;
@@ -413,20 +409,32 @@ impl MboBook {
     /// F_LAST, when the book may be read.
     #[inline(always)]
     pub fn apply(&mut self, m: &dbn::MboMsg) -> bool {
-        let f = m.flags.raw();
-        let action = m.action as u8;
-        if f & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
-            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
-            self.in_snapshot = true;
-            self.book.clear();
-        }
-        match action {
+        self.begin(m);
+        match m.action as u8 {
             b'A' => self.book.add(m.order_id, m.side as u8, m.price, m.size),
             b'C' => self.book.cancel(m.order_id, m.size),
             b'M' => self.book.modify(m.order_id, m.side as u8, m.price, m.size),
             b'R' => self.book.clear(),
             _ => {}
         }
+        self.end(m)
+    }
+
+    /// `apply` before the action: a snapshot's first record resets the book.
+    #[inline(always)]
+    pub fn begin(&mut self, m: &dbn::MboMsg) {
+        if m.flags.raw() & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
+            // A snapshot replaces the book; files before 2024-02-10 start it without an R.
+            self.in_snapshot = true;
+            self.book.clear();
+        }
+    }
+
+    /// `apply` after the action (which the caller may have dispatched itself): the event
+    /// state. True at F_LAST.
+    #[inline(always)]
+    pub fn end(&mut self, m: &dbn::MboMsg) -> bool {
+        let f = m.flags.raw();
         let last = f & dbn::flags::LAST != 0;
         self.in_event = !last;
         if last {

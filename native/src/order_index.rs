@@ -3,8 +3,8 @@
 //!
 //! Why not a general hash map: the book inserts and removes an order id on nearly every
 //! record, and a map with tombstones (hashbrown) pays for them with periodic in-place
-//! rehashes plus a control-byte group scan per probe. Here the table stays at most half
-//! full, and a delete moves the following run back instead of leaving a tombstone, so a
+//! rehashes plus a control-byte group scan per probe. Here the table stays at most a
+//! quarter full (`SLOTS_PER_ID`), and a delete moves the following run back instead of leaving a tombstone, so a
 //! lookup is one multiply and, nearly always, one slot. A probe also returns its slot, so
 //! the book's lookup-then-remove or lookup-then-insert costs one probe, not two.
 //!
@@ -29,6 +29,10 @@ struct Slot {
 
 const EMPTY: Slot = Slot { fp: 0, idx: NIL };
 const MIN_SLOTS: usize = 16;
+/// Slots per stored id at least. At half load a third of the ES day's probes met an occupied
+/// home slot or a longer deletion run, and those branches mispredicted; a quarter load
+/// halves that for 8 bytes more per order.
+const SLOTS_PER_ID: usize = 4;
 /// The home slot comes from the 32-bit fingerprint.
 const MAX_SLOTS: usize = 1 << 32;
 
@@ -58,7 +62,7 @@ pub struct OrderIndex {
 impl OrderIndex {
     /// Room for `orders` ids before the first growth.
     pub fn with_capacity(orders: usize) -> Self {
-        let n = orders.saturating_mul(2).clamp(MIN_SLOTS, MAX_SLOTS).next_power_of_two();
+        let n = orders.saturating_mul(SLOTS_PER_ID).clamp(MIN_SLOTS, MAX_SLOTS).next_power_of_two();
         Self { slots: vec![EMPTY; n], mask: n - 1, shift: 32 - n.trailing_zeros(), len: 0 }
     }
 
@@ -92,7 +96,7 @@ impl OrderIndex {
         let fp = fingerprint(id);
         let mut i = self.home(fp);
         loop {
-            // The table is never full (load <= 1/2), so the loop meets an empty slot.
+            // The table is never full (load <= 1/SLOTS_PER_ID), so the loop meets an empty slot.
             let s = self.slots[i];
             if s.idx == NIL {
                 return Probe::Vacant(i);
@@ -116,7 +120,7 @@ impl OrderIndex {
     /// Growth is the only allocation, and only when the book holds more orders than ever.
     #[inline]
     pub fn reserve_one(&mut self) {
-        if (self.len + 1) * 2 > self.slots.len() {
+        if (self.len + 1) * SLOTS_PER_ID > self.slots.len() {
             self.grow();
         }
     }

@@ -29,8 +29,7 @@ use dbn::MboMsg;
 use super::records::{
     IcebergRec, ICEBERG_ACTIVE, ICEBERG_CANCELLED, ICEBERG_FILLED, ICEBERG_NATIVE, ICEBERG_SYNTHETIC, ZONE_ACTIVE, ZONE_ICEBERG,
 };
-use super::active_index::ActiveIndex;
-use super::table::Table;
+pub use super::iceberg_table::IcebergTable;
 use super::zones::ZoneTable;
 use super::Outputs;
 use crate::book::L3Book;
@@ -67,74 +66,6 @@ impl Default for IcebergConfig {
             synthetic_min_clips: 3,
             zone_width: 0,
             strength_lots: 50.0,
-        }
-    }
-}
-
-/// Every iceberg row of the session (all instruments), plus an index of the ACTIVE native
-/// ones by (instrument, order id) so a later fill of the same order updates its row.
-pub struct IcebergTable {
-    pub rows: Table<IcebergRec>,
-    /// Rows that could not be stored because the table was full.
-    pub dropped: u64,
-    active: ActiveIndex,
-}
-
-impl IcebergTable {
-    pub fn new(capacity: usize) -> Self {
-        // Never more active natives than rows, so the index never reallocates.
-        Self { rows: Table::new(capacity), dropped: 0, active: ActiveIndex::with_capacity(capacity.max(1)) }
-    }
-
-    /// Forgets every row (a new session); capacity is kept.
-    pub fn clear(&mut self) {
-        self.rows.clear();
-        self.active.clear();
-    }
-
-    /// Replaces the table with `rows` (a restored snapshot) and rebuilds the index, so an
-    /// ACTIVE native iceberg keeps updating its row when its order id trades again. Rows
-    /// beyond capacity are dropped and counted. Returns the rows kept.
-    pub fn restore(&mut self, rows: &[IcebergRec]) -> usize {
-        self.clear();
-        let mut kept = 0;
-        for r in rows {
-            match self.rows.push(*r) {
-                Some(i) => {
-                    kept += 1;
-                    if r.kind == ICEBERG_NATIVE && r.state == ICEBERG_ACTIVE {
-                        // A snapshot with two live rows for one order: the later row wins and
-                        // the earlier is closed, or it would stay ACTIVE with nothing to end it.
-                        if let Some(prev) = self.active.insert(r.instrument_id, r.order_id, i) {
-                            if let Some(p) = self.rows.get_mut(prev) {
-                                p.state = ICEBERG_CANCELLED;
-                            }
-                        }
-                    }
-                }
-                None => self.dropped += 1,
-            }
-        }
-        kept
-    }
-
-    /// False only if no ACTIVE native iceberg has this order id.
-    #[inline]
-    fn may_be_active(&self, instrument_id: u32, order_id: u64) -> bool {
-        self.active.may_contain(instrument_id, order_id)
-    }
-
-    /// Row of the ACTIVE native iceberg with this order id, if any.
-    #[inline]
-    fn find_active(&self, instrument_id: u32, order_id: u64) -> Option<u32> {
-        self.active.get(instrument_id, order_id)
-    }
-
-    fn end_native(&mut self, instrument_id: u32, order_id: u64, idx: u32, state: u8, ts: u64) {
-        self.active.remove(instrument_id, order_id);
-        if let Some(r) = self.rows.get_mut(idx) {
-            r.state = state;
-            r.last_ts = ts;
         }
     }
 }
@@ -271,40 +202,68 @@ impl IcebergDetector {
         }
     }
 
-    /// Every MBO record of the instrument, before the book applies it.
+    /// Every MBO record of the instrument, before the book applies it: `begin_record`, then
+    /// the handler of its action. The pipeline calls these itself, in its own dispatch on
+    /// the action (one jump per record instead of one here and one in the book).
     #[inline]
     pub fn on_mbo(&mut self, cfg: &IcebergConfig, m: &MboMsg, book: &L3Book, out: &mut Outputs) {
-        if !cfg.enabled {
-            return;
-        }
-        if m.flags.raw() & dbn::flags::SNAPSHOT != 0 {
-            // The book is being rebuilt: fills seen so far can no longer be reconciled.
-            self.tracks.clear();
+        if !self.begin_record(cfg, m) {
             return;
         }
         match m.action as u8 {
             b'F' => self.on_fill(m, book),
-            // Most C/M records concern no tracked fill, active iceberg or live clip: the
-            // cheap filters say so without a call.
-            b'C' | b'M' if !self.tracks.is_empty() || out.icebergs.may_be_active(self.instrument_id, m.order_id) || self.maybe_live(m.order_id) => {
-                self.on_change(cfg, m, book, out)
-            }
-            b'A' if self.awaiting > 0 && cfg.synthetic_enabled => self.on_add(cfg, m, out),
-            // Book cleared: pending C/M reductions will never come. Icebergs stay active,
-            // since the rebuilt book may bring their order ids back.
-            b'R' => self.tracks.clear(),
+            b'C' | b'M' => self.on_change_record(cfg, m, book, out),
+            b'A' => self.on_add_record(cfg, m, out),
+            b'R' => self.on_clear(),
             _ => {}
         }
     }
 
+    /// False if the detector is off or `m` is a snapshot record: the book is being rebuilt,
+    /// so the fills seen so far can no longer be reconciled and are dropped.
+    #[inline]
+    pub fn begin_record(&mut self, cfg: &IcebergConfig, m: &MboMsg) -> bool {
+        let snapshot = m.flags.raw() & dbn::flags::SNAPSHOT != 0;
+        if cfg.enabled && snapshot {
+            self.tracks.clear();
+        }
+        cfg.enabled && !snapshot
+    }
+
+    /// A C or M record. Most concern no tracked fill, active iceberg or live clip: the cheap
+    /// filters say so without a call.
+    #[inline]
+    pub fn on_change_record(&mut self, cfg: &IcebergConfig, m: &MboMsg, book: &L3Book, out: &mut Outputs) {
+        if !self.tracks.is_empty() || out.icebergs.may_be_active(self.instrument_id, m.order_id) || self.maybe_live(m.order_id) {
+            self.on_change(cfg, m, book, out)
+        }
+    }
+
+    /// An A record: it can only continue a synthetic chain that awaits its next clip.
+    #[inline]
+    pub fn on_add_record(&mut self, cfg: &IcebergConfig, m: &MboMsg, out: &mut Outputs) {
+        if self.awaiting > 0 && cfg.synthetic_enabled {
+            self.on_add(cfg, m, out)
+        }
+    }
+
+    /// An R record (book cleared): pending C/M reductions will never come. Icebergs stay
+    /// active, since the rebuilt book may bring their order ids back.
+    #[inline]
+    pub fn on_clear(&mut self) {
+        self.tracks.clear();
+    }
+
     /// After the book applied a record carrying F_LAST. Runs at nearly every record and
-    /// nearly always has nothing to do, so it is inline and the work is not.
+    /// nearly always has nothing to do, so it is inline and the work is not. Expiry is gated
+    /// on `next_deadline` alone, not also on `awaiting` (a branch that mispredicted): with no
+    /// chain awaiting, a stale bound costs one scan of no chains, which resets it.
     #[inline]
     pub fn on_event_end(&mut self, cfg: &IcebergConfig, _ts_event: u64, ts_recv: u64, out: &mut Outputs) {
         if !cfg.enabled {
             return;
         }
-        if self.awaiting > 0 && ts_recv > self.next_deadline {
+        if ts_recv > self.next_deadline {
             self.expire(cfg, out, ts_recv, false);
         }
         if !self.tracks.is_empty() {
@@ -337,7 +296,8 @@ impl IcebergDetector {
         self.tracks.clear();
     }
 
-    fn on_fill(&mut self, m: &MboMsg, book: &L3Book) {
+    /// An F record.
+    pub fn on_fill(&mut self, m: &MboMsg, book: &L3Book) {
         // Unknown orders cannot be balanced; a fill away from the resting price is an order
         // modified into the market (aggressor volume, not hidden liquidity).
         let Some(o) = book.order(m.order_id) else { return };

@@ -12,6 +12,7 @@ pub mod absorption;
 mod active_index;
 pub mod flow;
 pub mod iceberg;
+mod iceberg_table;
 pub mod pressure;
 pub mod protect;
 pub mod records;
@@ -240,14 +241,14 @@ impl InstrumentEngines {
         self.protect.on_last(flags, ts_recv);
     }
 
-    /// The top of book changed (published at F_LAST). `depth` writes the sizes of the best
-    /// 10 levels per side (0 for a missing level) into the given arrays when called; it is
-    /// called at most every `depth_sample_ns`.
+    /// The top of book changed (published at F_LAST, after `on_last` for the same record).
+    /// `depth` writes the sizes of the best 10 levels per side (0 for a missing level) into
+    /// the given arrays when called; it is called at most every `depth_sample_ns`.
     #[inline]
     pub fn on_top(&mut self, cfg: &EngineConfig, ts_event: u64, ts_recv: u64, top: &Top, out: &mut Outputs, depth: impl FnOnce(&mut [u64; DEPTH], &mut [u64; DEPTH])) {
         let e = self.pressure.on_top(&cfg.pressure, ts_event, top);
         self.flow.add_ofi(e);
-        self.protect.on_top(&cfg.protect, ts_event, ts_recv, top);
+        self.protect.on_top_after_last(&cfg.protect, ts_event, top);
         self.absorption.on_top(&cfg.absorption, ts_event, ts_recv, top, out);
         if ts_event >= self.last_depth_ts.saturating_add(cfg.depth_sample_ns) {
             self.last_depth_ts = ts_event;

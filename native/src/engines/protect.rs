@@ -165,9 +165,16 @@ impl Protection {
 
     /// The published top changed.
     pub fn on_top(&mut self, cfg: &ProtectConfig, ts_event: u64, ts_recv: u64, top: &Top) {
+        self.see_recv(ts_recv);
+        self.on_top_after_last(cfg, ts_event, top);
+    }
+
+    /// `on_top` for a top published by a record whose `on_last` already saw its `ts_recv`
+    /// (the pipeline's case, at every top change): seeing it again changes nothing.
+    #[inline]
+    pub fn on_top_after_last(&mut self, cfg: &ProtectConfig, ts_event: u64, top: &Top) {
         self.last_ts_event = ts_event;
         self.stale_ns = cfg.stale_ns;
-        self.see_recv(ts_recv);
         let two_sided = top.bid.price != UNDEF_PRICE && top.ask.price != UNDEF_PRICE;
         let (crossed, locked, mut blowout) = if two_sided {
             (top.bid.price > top.ask.price, top.bid.price == top.ask.price, false)
