@@ -101,8 +101,8 @@ def test_signals_since_and_limit(name):
 
 
 def test_a_lapped_reader_reports_what_it_missed(name):
-    # An hour between poller ticks: only requests read the ring, so the laps are exact.
-    with Writer(name, capacity=16) as w, TestClient(create_app(name, poll_interval_s=3600)) as c:
+    # An hour between poller ticks and no wake-ups: only requests read the ring, so the laps are exact.
+    with Writer(name, capacity=16) as w, TestClient(create_app(name, poll_interval_s=3600, wake_on_publish=False)) as c:
         for _ in range(40):
             w.publish()
         page = c.get("/api/v1/signals", params={"since": 0, "limit": 1000}).json()
@@ -232,6 +232,29 @@ def test_the_stream_pushes_signals_market_and_zone_changes(name):
             assert down["available"] is False and down["error"] == "daemon_down"
             w.heartbeat()
             assert _next_of(ws, "status")["available"] is True
+
+
+def test_the_stream_is_woken_by_each_publication_not_the_timer(name):
+    # An hour between timer ticks, and no requests: what reaches the stream came through the
+    # segment's notify futex, which the writer bumps at each publication.
+    app = create_app(name, poll_interval_s=3600)
+    fanout = app.state.fanout
+    with Writer(name, capacity=16) as w, TestClient(app) as c:
+        live_state(w)
+        waiter = fanout.waiter
+        assert waiter is not None and waiter.ready.wait(10)
+        with c.websocket_connect("/api/v1/stream") as ws:
+            assert [ws.receive_json()["type"] for _ in range(3)] == ["status", "market", "zones"]
+            for i in range(3):
+                before = fanout.messages
+                w.publish({"action": "SELL", "confidence": 0.9, "reason": f"woken {i}"})
+                wait_for(lambda: fanout.messages > before, 10, "the poller to be woken by a signal")
+                assert _next_of(ws, "signal")["reasons"] == [f"woken {i}"]
+            w.update_state({"bid": 4100.9})
+            wait_for(lambda: fanout.messages > before + 1, 10, "the poller to be woken by a state update")
+            assert _next_of(ws, "market")["bid"] == 4100.9
+        assert waiter.wakeups >= 4
+    assert not waiter._thread.is_alive() and fanout.waiter is None  # stopped with the server
 
 
 def test_one_poller_serialises_each_event_once_for_every_client(name):

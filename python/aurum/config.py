@@ -96,7 +96,10 @@ class ApiConfig:
     # $AURUM_API_TOKEN rather than the file. Never logged.
     token: str | None = None
     stale_after_s: float = 5.0  # heartbeat or state older than this: daemon down / data stale
-    poll_interval_s: float = 0.05  # the one poller feeding every WebSocket client
+    poll_interval_s: float = 0.05  # the one poller feeding every WebSocket client: at most this long between reads
+    # ...and woken at each publication (the segment's notify futex), so streamed signals are
+    # not up to poll_interval_s late. Off: the timer alone (reads then happen only on it).
+    wake_on_publish: bool = True
     ws_queue: int = 256  # messages buffered per WebSocket client before the oldest are dropped
 
 

@@ -42,9 +42,9 @@ def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
 
 
 def create_app(shm_name: str, *, token: str | None = None, stale_after_s: float = 5.0,
-               poll_interval_s: float = 0.05, ws_queue: int = 256) -> FastAPI:
+               poll_interval_s: float = 0.05, ws_queue: int = 256, wake_on_publish: bool = True) -> FastAPI:
     hub = ShmHub(shm_name, stale_after_s=stale_after_s)
-    fanout = stream.Fanout(hub, poll_interval_s=poll_interval_s, queue_size=ws_queue)
+    fanout = stream.Fanout(hub, poll_interval_s=poll_interval_s, queue_size=ws_queue, wake_on_publish=wake_on_publish)
     page = (STATIC / "index.html").read_bytes()
 
     @contextlib.asynccontextmanager

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(shm_name, token=a.token, stale_after_s=a.stale_after_s, poll_interval_s=a.poll_interval_s,
-                         ws_queue=a.ws_queue)
+                         ws_queue=a.ws_queue, wake_on_publish=a.wake_on_publish)
     except ValueError as e:  # a bad segment name
         print(f"aurum api: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """``WS /api/v1/stream``: one poller task for every client, and a bounded queue per client.
 
-The poller calls ``ShmHub.refresh`` every ``poll_interval_s``; the hub announces what
+The poller calls ``ShmHub.refresh`` whenever the daemon publishes (``aurum.api.notify``) and
+at least every ``poll_interval_s``; the hub announces what
 changed (``market``, ``zones``, ``signal``, ``status`` events); each event is serialised once
 and offered to every client's queue. A client's own coroutine drains its queue onto its
 socket, so a slow client only ever waits on itself. When its queue is full the oldest
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from aurum.api import auth
 from aurum.api.hub import ShmHub
+from aurum.api.notify import PublishWaiter
 
 log = logging.getLogger("aurum.api")
 
@@ -53,8 +55,12 @@ class Subscriber:
 
 
 class Fanout:
-    def __init__(self, hub: ShmHub, *, poll_interval_s: float = 0.05, queue_size: int = 256) -> None:
+    def __init__(self, hub: ShmHub, *, poll_interval_s: float = 0.05, queue_size: int = 256,
+                 wake_on_publish: bool = True) -> None:
         self.hub, self.poll_interval_s, self.queue_size = hub, poll_interval_s, queue_size
+        self.wake_on_publish = wake_on_publish
+        self.waiter: PublishWaiter | None = None
+        self._wake: asyncio.Event | None = None
         self.subscribers: set[Subscriber] = set()
         self.messages = 0  # events serialised (once each, whatever the number of clients)
         self._dropped_gone = 0  # drops of clients already disconnected
@@ -99,19 +105,36 @@ class Fanout:
         loop = asyncio.get_running_loop()
         if self.running and self._task.get_loop() is loop:  # type: ignore[union-attr]
             return
+        self._stop_waiter()
+        if self.wake_on_publish:
+            self._wake = asyncio.Event()
+            self.waiter = PublishWaiter(self.hub.name, loop, self._wake)
+            self.waiter.start()
         self._task = loop.create_task(self._run(), name="aurum-api-poller")
 
     async def _run(self) -> None:
         while True:
+            if self._wake is not None:
+                self._wake.clear()  # before the read: a publication during it wakes the next wait
             try:
                 self.hub.refresh()
             except Exception:  # a bug here must not end the stream for every client
                 if time.monotonic() - self._last_error > 60:
                     self._last_error = time.monotonic()
                     log.exception("shared-memory poll failed (repeats are silenced for 60 s)")
-            await asyncio.sleep(self.poll_interval_s)
+            if self._wake is None:
+                await asyncio.sleep(self.poll_interval_s)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+
+    def _stop_waiter(self) -> None:
+        if self.waiter is not None:
+            self.waiter.stop()
+            self.waiter, self._wake = None, None
 
     async def stop(self) -> None:
+        self._stop_waiter()
         for s in list(self.subscribers):
             s.close()
         if self._task is not None:
