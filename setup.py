@@ -21,7 +21,9 @@ cython_kernels = [
         [str(path)],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"],
+        # No fused multiply-adds: the compiled kernels must give the plain-Python references'
+        # bits on every architecture (GCC contracts a*b+c by default where FMA exists).
+        extra_compile_args=["-O3", "-ffp-contract=off"],
     )
     for path in sorted(Path("python/aurum/kernels").glob("*.pyx"))
 ]

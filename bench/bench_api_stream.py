@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -46,8 +47,9 @@ async def _round(shm: str, wake: str, n: int, every_s: float) -> list[float]:
     tag = f"bench {port}"
     env = {**os.environ, "AURUM_API_WAKE_ON_PUBLISH": wake, "AURUM_SHM_NAME": shm}
     env.pop("AURUM_API_TOKEN", None)
+    errors = tempfile.TemporaryFile()  # a pipe nobody reads while it runs could fill and stall it
     api = subprocess.Popen([sys.executable, "-m", "aurum.cli", "api", "--port", str(port), "--log-level", "warning"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           env=env, stdout=subprocess.DEVNULL, stderr=errors)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -56,7 +58,8 @@ async def _round(shm: str, wake: str, n: int, every_s: float) -> list[float]:
                 break
             except OSError:
                 if api.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"aurum api did not start: {api.stderr.read().decode() if api.stderr else ''}")
+                    errors.seek(0)
+                    raise RuntimeError(f"aurum api did not start: {errors.read().decode(errors='replace')[-2000:]}")
                 await asyncio.sleep(0.1)
         lat: list[float] = []
         async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/stream") as ws:
@@ -82,6 +85,7 @@ async def _round(shm: str, wake: str, n: int, every_s: float) -> list[float]:
     finally:
         api.terminate()
         api.wait(timeout=10)
+        errors.close()
 
 
 _WRITERS: dict[str, _native.ShmSignalWriter] = {}

@@ -60,11 +60,13 @@ def _install() -> None:
     on_stream = lsg.LsgClient._on_stream
 
     def timed_on_stream(self: Any, session: Any, chunk: memoryview, recv_ns: int = 0) -> None:
+        before = self.pipeline.last_ts_out
         t = _ns()
         on_stream(self, session, chunk, recv_ns)
         _add("chunk", _ns() - t)
         newest = self.pipeline.last_ts_out
-        if newest and recv_ns:
+        # Only reads that completed a record: otherwise ts_out is an earlier read's.
+        if newest and recv_ns and newest != before:
             _add("send_to_read", recv_ns - newest)
 
     lsg.LsgClient._on_stream = timed_on_stream  # type: ignore[method-assign]

@@ -254,7 +254,7 @@ def test_the_stream_is_woken_by_each_publication_not_the_timer(name):
             wait_for(lambda: fanout.messages > before + 1, 10, "the poller to be woken by a state update")
             assert _next_of(ws, "market")["bid"] == 4100.9
         assert waiter.wakeups >= 4
-    assert not waiter._thread.is_alive() and fanout.waiter is None  # stopped with the server
+    assert not waiter.alive and fanout.waiter is None and waiter.errors == 0  # stopped with the server
 
 
 def test_one_poller_serialises_each_event_once_for_every_client(name):

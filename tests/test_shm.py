@@ -351,6 +351,26 @@ def test_batched_wake_ups_wake_readers_only_at_wake(name):
         r.close()
 
 
+def test_a_waiting_reader_skips_what_another_reads(name):
+    """``skip`` moves past unread signals (they would make every ``wait`` return at once),
+    including across a re-initialised ring, whose write_seq starts again from 0."""
+    with Writer(name, capacity=8) as w:
+        r = ShmReader(name)
+        for i in range(3):
+            w.publish(reason=f"s{i}")
+        assert r.wait(0) is True and r.wait(0) is True  # unread signals: at once, every time
+        assert r.skip() == 3 and r.skip() == 0
+        assert r.wait(0.05) is False  # nothing new: it slept until the timeout
+        w.publish(reason="s3")
+        assert r.wait(5) is True and r.skip() == 1 and r.poll() == ([], 0)
+        r.close()
+    with Writer(name, capacity=8) as w:  # a restarted writer re-initialises the ring
+        r2 = ShmReader(name)
+        w.publish(reason="new")
+        assert r2.wait(5) is True and r2.skip() == 1 and r2.wait(0.05) is False
+        r2.close()
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

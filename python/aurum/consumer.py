@@ -98,6 +98,9 @@ def _futex_syscall() -> tuple[int, Any] | None:
 
 
 _FUTEX = _futex_syscall()
+# ShmReader.wait sleeps in the kernel (True) or naps 0.2 ms at a time (False: not Linux, or an
+# architecture whose futex syscall number is not known here).
+HAVE_FUTEX = _FUTEX is not None
 
 
 class _PyBuffer(ctypes.Structure):  # CPython's Py_buffer
@@ -379,6 +382,15 @@ class ShmReader:
         now = self._notify_word()
         self._notify_seen = now
         return now != seen or _U64.unpack_from(mm, OFF_WRITE_SEQ)[0] != self._next
+
+    def skip(self) -> int:
+        """Moves past every signal written so far without reading it; returns how many. For a
+        reader that only ``wait``s while another reads: unread signals would make each
+        ``wait`` return at once."""
+        w = _U64.unpack_from(self._mm, OFF_WRITE_SEQ)[0]
+        n = max(0, w - self._next)
+        self._next = w
+        return n
 
     def poll_inode(self) -> None:
         """Reopens the segment if the writer replaced its file (checked at most once a second)."""

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from aurum.api import auth
 from aurum.api.hub import ShmHub
 from aurum.api.notify import PublishWaiter
+from aurum.consumer import HAVE_FUTEX
 
 log = logging.getLogger("aurum.api")
 
@@ -60,7 +61,6 @@ class Fanout:
         self.hub, self.poll_interval_s, self.queue_size = hub, poll_interval_s, queue_size
         self.wake_on_publish = wake_on_publish
         self.waiter: PublishWaiter | None = None
-        self._wake: asyncio.Event | None = None
         self.subscribers: set[Subscriber] = set()
         self.messages = 0  # events serialised (once each, whatever the number of clients)
         self._dropped_gone = 0  # drops of clients already disconnected
@@ -105,36 +105,37 @@ class Fanout:
         loop = asyncio.get_running_loop()
         if self.running and self._task.get_loop() is loop:  # type: ignore[union-attr]
             return
-        self._stop_waiter()
-        if self.wake_on_publish:
-            self._wake = asyncio.Event()
-            self.waiter = PublishWaiter(self.hub.name, loop, self._wake)
+        if self.waiter is not None:  # another loop's: its poller falls back to its timer
+            self.waiter.request_stop()
+            self.waiter = None
+        wake = None
+        # Without futexes the waiter could only nap 0.2 ms at a time: the timer alone is better.
+        if self.wake_on_publish and HAVE_FUTEX:
+            wake = asyncio.Event()
+            self.waiter = PublishWaiter(self.hub.name, loop, wake)
             self.waiter.start()
-        self._task = loop.create_task(self._run(), name="aurum-api-poller")
+        self._task = loop.create_task(self._run(wake), name="aurum-api-poller")
 
-    async def _run(self) -> None:
+    async def _run(self, wake: asyncio.Event | None) -> None:
         while True:
-            if self._wake is not None:
-                self._wake.clear()  # before the read: a publication during it wakes the next wait
+            if wake is not None:
+                wake.clear()  # before the read: a publication during it wakes the next wait
             try:
                 self.hub.refresh()
             except Exception:  # a bug here must not end the stream for every client
                 if time.monotonic() - self._last_error > 60:
                     self._last_error = time.monotonic()
                     log.exception("shared-memory poll failed (repeats are silenced for 60 s)")
-            if self._wake is None:
+            if wake is None:
                 await asyncio.sleep(self.poll_interval_s)
             else:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-
-    def _stop_waiter(self) -> None:
-        if self.waiter is not None:
-            self.waiter.stop()
-            self.waiter, self._wake = None, None
+                    await asyncio.wait_for(wake.wait(), self.poll_interval_s)
 
     async def stop(self) -> None:
-        self._stop_waiter()
+        if self.waiter is not None:
+            waiter, self.waiter = self.waiter, None
+            await asyncio.to_thread(waiter.stop)  # up to a futex wait (0.25 s): not on the loop
         for s in list(self.subscribers):
             s.close()
         if self._task is not None:

@@ -428,10 +428,11 @@ cdef class DecisionCore:
         unbroken zones within ``span_ticks`` ticks of ``price`` (DBN fixed point), as Levels
         in table order. No numpy: at a signal this was ~100 us of column copies (cold)."""
         out = []
-        if iid < 0 or iid > 0xFFFFFFFF or span_ticks < 0 or tick < 0:
+        reach = (<object>span_ticks) * (<object>tick)  # Python ints: no wrap-around, as in the reference
+        if iid < 0 or iid > 0xFFFFFFFF or reach < 0:
             return out
         cdef uint32_t want = iid
-        cdef uint64_t lim = <uint64_t>span_ticks * <uint64_t>tick, dist
+        cdef uint64_t lim = min(reach, 0xFFFFFFFFFFFFFFFF), dist
         cdef Table zones
         cdef const ZoneRec* z
         cdef Py_ssize_t i
