@@ -66,6 +66,16 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return Path(summary["paths"]["mbo"]), bar_s, min_bars
 
 
+def _active_zones_numpy(z: np.ndarray, iid: int, limit: int) -> list[dict]:
+    z = z[(z["instrument_id"] == iid) & (z["state"] != 3)]
+    if len(z) > limit:
+        z = z[(-z["strength"]).argsort(kind="stable")[:limit]]
+    cols = zip((z["price"] * 1e-9).tolist(), np.minimum(z["volume"], 0xFFFFFFFF).tolist(), z["strength"].tolist(),
+               z["side"].tolist(), z["kind"].tolist(), z["state"].tolist())
+    return [{"price": px, "volume": vol, "strength": st, "side": chr(sd), "kind": k, "state": zs}
+            for px, vol, st, sd, k, zs in cols]
+
+
 def test_replay_matches_reference_batch_by_batch(session: tuple[Path, float, int]) -> None:
     path, bar_s, min_bars = session
     pl = _native.Pipeline(bar_interval_ns=int(bar_s * 1e9))
@@ -114,7 +124,11 @@ def test_replay_matches_reference_batch_by_batch(session: tuple[Path, float, int
         for period in (1, 2, 14, n - 1, n, n + 1):
             old.config.atr_period = period
             assert new._core.atr(iid, period) == old._atr(win)
+        # The daemon's state-block zone list, against the numpy version it replaced.
+        for limit in (0, 1, 5, 32, len(mine) - 1, len(mine), 10_000):
+            assert new._core.active_zones(iid, max(limit, 0)) == _active_zones_numpy(zones, iid, max(limit, 0))
     assert new._core.zone_levels(2**40, 0, 1) == [] and new._core.atr(2**40, 14) is None
+    assert new._core.active_zones(2**40, 32) == []
     with pytest.raises(ValueError, match="period"):
         new._core.atr(next(iter(old.last_score)), 0)
 

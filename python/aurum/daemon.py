@@ -27,7 +27,6 @@ from aurum.decision.engine import DecisionConfig, DecisionEngine
 from aurum.decision.providers import default_providers
 from aurum.decision.signal import SignalConfig
 from aurum.memory import SnapshotError, load_memory, save_memory
-from aurum.engines import table_array
 from aurum.rings import RingReader, ring_array
 from aurum.sdnotify import Notifier
 
@@ -38,7 +37,6 @@ STATE_EVERY_S = 0.1  # the shared-memory state block is refreshed at most this o
 # them from a session's zone table is most of a state refresh's cost (~150 us of ~350).
 ZONES_EVERY_S = 1.0
 MAX_SHM_ZONES = 32  # what the state block holds (aurum_shm.h AURUM_SHM_MAX_ZONES)
-ZONE_BROKEN = 3  # engines.ZONE_STATES: broken zones are history, not "active"
 SOURCES = {"databento": 0, "yahoo": 1, "replay": 2}
 
 
@@ -244,17 +242,9 @@ class Daemon:
         return {}
 
     def _active_zones(self, iid: int) -> list[dict[str, Any]]:
-        """The instrument's unbroken iceberg and absorption zones, strongest first, as many as
-        the state block holds."""
-        z = table_array(self.pipeline, "zones")
-        z = z[(z["instrument_id"] == iid) & (z["state"] != ZONE_BROKEN)]
-        if len(z) > MAX_SHM_ZONES:
-            z = z[(-z["strength"]).argsort(kind="stable")[:MAX_SHM_ZONES]]
-        # Column-wise: per-row access to a structured numpy array costs ~1.5 us a field.
-        cols = zip((z["price"] * 1e-9).tolist(), np.minimum(z["volume"], 0xFFFFFFFF).tolist(), z["strength"].tolist(),
-                   z["side"].tolist(), z["kind"].tolist(), z["state"].tolist())
-        return [{"price": px, "volume": vol, "strength": st, "side": chr(sd), "kind": k, "state": zs}
-                for px, vol, st, sd, k, zs in cols]
+        """The instrument's unbroken iceberg and absorption zones, as many as the state block
+        holds (the strongest when there are more)."""
+        return self.decision._core.active_zones(iid, MAX_SHM_ZONES)  # type: ignore[no-any-return]
 
     # --- reload and stop ---------------------------------------------------------------------
 
