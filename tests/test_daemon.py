@@ -67,6 +67,33 @@ def test_signals_reach_shared_memory_and_memory_survives_restart(session: Path, 
     reader.close()
 
 
+def test_tick_prefetches_tomorrows_astro_windows(session: Path, cfg_file: Path) -> None:
+    """The first bar of a UTC day finds its astro windows computed by an earlier tick, not
+    on its own bar-close path; a failing prefetch is recorded, and the tick still beats."""
+    cfg = load_config(cfg_file, environ={})
+    d = Daemon(cfg, None, config_path=str(cfg_file))
+    astro = d.decision.providers["astro"]
+    feed(d, session)
+    day = d.pipeline.clock // 86_400_000_000_000
+    misses = astro.windows.misses
+    d.tick(d.pipeline.clock)
+    assert astro.windows.misses == misses + 1  # tomorrow computed now...
+    d.tick(d.pipeline.clock)
+    assert astro.windows.misses == misses + 1  # ...once
+    hits = astro.windows.hits
+    first_bar = (day + 1) * 86_400_000_000_000 + 5_000_000_000
+    astro(d.decision._core.window(next(iter(d.decision.last_score))), first_bar, 4100.0)
+    assert astro.windows.misses == misses + 1 and astro.windows.hits == hits + 1  # found cached
+
+    beats: list[str] = []
+    d.notifier.watchdog = lambda: beats.append("beat")  # type: ignore[method-assign]
+    d.decision.providers["astro"] = type("Broken", (), {"prefetch": lambda self, ts: 1 / 0})()
+    d.tick(d.pipeline.clock)
+    assert beats == ["beat"] and "ZeroDivisionError" in d.decision.provider_errors["astro"]
+    d.decision.providers["astro"] = astro
+    d.shutdown()
+
+
 def test_corrupt_checkpoint_is_set_aside_not_lost(cfg_file: Path) -> None:
     cfg = load_config(cfg_file, environ={})
     ckpt = Path(cfg.persistence.checkpoint)

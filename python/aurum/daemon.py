@@ -141,6 +141,9 @@ class Daemon:
         n = self._drain_bars(now)
         self.shm.heartbeat(now)
         self.notifier.watchdog()
+        # Off the bar-close path: tomorrow's astro windows (once a day; ms of ephemeris work).
+        if self.pipeline.clock:
+            self.decision.prefetch(self.pipeline.clock)
         return n
 
     def _drain_bars(self, now_ns: int) -> int:

@@ -78,6 +78,19 @@ class DecisionEngine:
                 levels.extend(Level(px, side, "gann level") for px, side in extra(win))
         return self._builders[iid]._emit(action, self.last_score[iid], market, levels, why, veto, instrument_id=iid)
 
+    def prefetch(self, ts_ns: int) -> None:
+        """Between bars (the daemon's tick): lets providers compute now what a coming bar would
+        otherwise wait for (the astro pillar's next UTC day). A provider's failure is recorded
+        in ``provider_errors``, never raised: the tick also beats the systemd watchdog."""
+        for name, prov in self.providers.items():
+            fn = getattr(prov, "prefetch", None)
+            if fn is None:
+                continue
+            try:
+                fn(ts_ns)
+            except Exception as e:  # noqa: BLE001 - see the docstring
+                self.provider_errors[name] = f"prefetch: {type(e).__name__}: {e}"
+
     def force_flat(self, reason: str, now_ns: int) -> list[Signal]:
         """Close every open position at once with a veto naming ``reason`` (the feed that
         carried the instrument is gone, so no bar will come to do it)."""
