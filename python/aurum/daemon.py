@@ -317,6 +317,9 @@ class Daemon:
 
             metrics_server, _ = start_metrics_server(make_registry(self.pipeline, self.metrics_state),
                                                      self.cfg.metrics.host, self.cfg.metrics.port)
+        # Today's astro windows before READY (tomorrow's come from the tick): the first bar
+        # close would otherwise compute them, 10-60 ms on its signal's path.
+        self.decision.prefetch(time.time_ns() - 86_400_000_000_000)
         feed = asyncio.create_task(self.client.run())
         self.notifier.ready(f"streaming {','.join(f.symbols)} from {f.gateway}:{f.port}")
         last_ckpt = time.monotonic()
