@@ -25,6 +25,8 @@ from typing import Any
 from aurum.cliargs import speed
 
 PROG = "aurum gateway"
+# --speed not given: max for files, real time for --sim (an explicit "max" is max for both).
+_SPEED_UNSET: Any = object()
 
 
 def parse_time_ns(text: str) -> int:
@@ -69,8 +71,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=13000, help="TCP port (default 13000; 0 picks a free one)")
     p.add_argument("--key-file", type=Path, metavar="PATH",
                    help="API keys, one per line (also: AURUM_GATEWAY_KEYS, comma-separated)")
-    p.add_argument("--speed", type=speed, default=None, metavar="max|realtime|Nx",
-                   help="pacing of the real-time part by ts_event (default max)")
+    p.add_argument("--speed", type=speed, default=_SPEED_UNSET, metavar="max|realtime|Nx",
+                   help="pacing of the real-time part by ts_event (default max; realtime for --sim)")
     p.add_argument("--now", type=parse_time_ns, default=None, metavar="TIME",
                    help="the data time treated as 'now': history before it (start=, snapshots), "
                         "real time after it (default: the first record)")
@@ -124,8 +126,10 @@ def run(args: argparse.Namespace) -> int:
             args.data = _simulate(args)
         except (OSError, ValueError, KeyError) as e:
             return _fail(f"cannot simulate scenario {args.sim!r}: {e}")
-        if args.speed is None:
+        if args.speed is _SPEED_UNSET:
             args.speed = 1.0
+    if args.speed is _SPEED_UNSET:
+        args.speed = None
     missing = [p for p in args.data if not p.is_file()]
     if missing:
         return _fail(f"no such file: {missing[0]}")
