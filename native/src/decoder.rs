@@ -371,9 +371,9 @@ fn same_layout_v1_v3(rtype: u8) -> bool {
 }
 const HEADER_LEN: usize = std::mem::size_of::<RecordHeader>();
 
-struct Direct {
-    bytes: usize,
-    records: u64,
+pub(crate) struct Direct {
+    pub(crate) bytes: usize,
+    pub(crate) records: u64,
 }
 
 /// Frames whole records straight out of `chunk` (which starts at a record boundary),
@@ -385,7 +385,7 @@ struct Direct {
 /// any record the upgrade could rewrite. Unknown rtypes are otherwise counted and skipped,
 /// as there. Does nothing unless the chunk is 8-byte aligned.
 #[inline]
-fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, upgrades: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
+pub(crate) fn decode_direct<F: FnMut(RecordRef<'_>)>(chunk: &[u8], strict: bool, upgrades: bool, unknown: &mut u64, on_record: &mut F) -> Direct {
     let mut d = Direct { bytes: 0, records: 0 };
     if chunk.as_ptr().align_offset(std::mem::align_of::<RecordHeader>()) != 0 {
         return d;

@@ -37,11 +37,14 @@ pub struct PipelineConfig {
     /// corrupt or hostile stream of fresh ids cannot grow memory without bound (each
     /// instrument carries books and engine buffers of a few hundred KB).
     pub max_instruments: usize,
+    /// Stop the record stream where a bar closes, until `Pipeline::resume` (see `hold.rs`):
+    /// for callers that decide on closed bars (the daemon, a replay with signals).
+    pub hold_at_bar_close: bool,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default(), max_instruments: 4096 }
+        Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default(), max_instruments: 4096, hold_at_bar_close: false }
     }
 }
 
@@ -125,7 +128,11 @@ pub struct State {
     /// `ts_out` of the first record that closed a bar since the last `take_close_ts_out`.
     close_ts_out: u64,
     pub latency: Latencies,
+    hold: hold::Hold,
 }
+
+#[path = "hold.rs"]
+mod hold;
 
 /// The gateway send time appended to a record when the session asked for `ts_out`: the
 /// record's last 8 bytes (databento reference §3). 0 if the record is too short to hold it.
@@ -147,7 +154,8 @@ impl Pipeline {
         Self { decoder: StreamDecoder::new(cfg.strict), state: State::new(cfg) }
     }
 
-    /// Decodes and processes one chunk. Returns records processed.
+    /// Decodes and processes one chunk. Returns records decoded: all processed, unless a bar
+    /// close holds the pipeline (`hold_at_bar_close`), which defers the rest to `resume`.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<u64, DecodeError> {
         let state = &mut self.state;
         if self.decoder.metadata().is_some_and(|m| m.ts_out) {
@@ -163,9 +171,14 @@ impl Pipeline {
     /// `feed`, then records the span from `recv_ns` (wall-clock ns of the socket read that
     /// delivered `chunk`) to the end of processing in `latency.socket_to_processed`. The
     /// histogram is updated even when decoding fails: the time was spent.
+    /// If a bar close holds the pipeline, the span is recorded when `resume` finishes.
     pub fn feed_timed(&mut self, chunk: &[u8], recv_ns: u64) -> Result<u64, DecodeError> {
         let r = self.feed(chunk);
-        self.state.latency.socket_to_processed.record_span(recv_ns, latency::now_ns());
+        if self.state.held() {
+            self.state.set_hold_recv_ns(recv_ns);
+        } else {
+            self.state.latency.socket_to_processed.record_span(recv_ns, latency::now_ns());
+        }
         r
     }
 
@@ -213,6 +226,7 @@ impl State {
             cur_ts_out: 0,
             close_ts_out: 0,
             latency: Latencies::default(),
+            hold: hold::Hold::new(cfg.hold_at_bar_close),
         }
     }
 
@@ -277,19 +291,30 @@ impl State {
 
     #[inline]
     pub fn on_record(&mut self, rec: RecordRef<'_>) {
+        if self.hold.held {
+            self.defer(&rec);
+            return;
+        }
         let hd = rec.header();
         let rt = hd.rtype;
         // Nearly every record of an MBO session is MBO: read once, tested first.
         let mbo = if rt == rtype::MBO { rec.try_get::<MboMsg>().ok() } else { None };
-        self.counters.by_rtype[rt as usize] += 1;
-        self.counters.records_total += 1;
         let ts = hd.ts_event;
         if ts != u64::MAX && ts > self.clock {
             self.clock = ts;
             if ts >= self.next_bar_end {
+                let before = self.counters.bars_closed;
                 self.close_due_bars(ts, self.cur_ts_out);
+                // Held before this record: it opens the next bar. When resumed, the clock
+                // already stands at its time, so it closes nothing a second time.
+                if self.counters.bars_closed != before && self.hold_at_close() {
+                    self.defer(&rec);
+                    return;
+                }
             }
         }
+        self.counters.by_rtype[rt as usize] += 1;
+        self.counters.records_total += 1;
         if let Some(m) = mbo {
             self.on_mbo(m);
             return;
@@ -445,6 +470,10 @@ impl State {
         self.counters.trades += 1;
         let closed = inst.bars.on_trade(&self.cfg.bars, inst.id, ts_event, price, size, side, &mut self.bars);
         self.counters.bars_closed += closed as u64;
+        if closed != 0 {
+            // A tick or volume bar ends with this trade: held after the record.
+            self.hold.held |= self.hold.enabled;
+        }
         self.next_bar_end = self.next_bar_end.min(inst.bars.time_end());
         if self.cfg.engines.enabled {
             let top = inst.last_top.unwrap_or(EMPTY_TOP);

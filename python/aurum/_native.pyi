@@ -105,6 +105,7 @@ class Pipeline:
         engines: bool = True,
         engine_config: dict[str, Any] | None = None,
         max_instruments: int = 4096,
+        hold_at_bar_close: bool = False,
     ) -> None:
         """Ring capacities are rounded up to a power of two. ``strict`` turns an
         unknown rtype into a ``DecodeError`` instead of counting and skipping it.
@@ -115,12 +116,31 @@ class Pipeline:
         sections ``iceberg``, ``absorption``, ``sweep``, ``flow``, ``pressure``, ``protect``
         whose keys are the fields documented in ``native/src/engines/*.rs``. An unknown key
         or a bad value raises ``ValueError`` naming it. Records of instruments beyond
-        ``max_instruments`` are skipped and counted (``stats()["instruments_refused"]``)."""
+        ``max_instruments`` are skipped and counted (``stats()["instruments_refused"]``).
+
+        ``hold_at_bar_close`` stops the record stream where a bar closes (before the record
+        that ends a time bar, after the trade that ends a tick or volume bar): ``held``
+        turns true, records fed meanwhile are deferred in order, and ``resume()`` goes on.
+        Whatever decides on closed bars then sees the engines as of the bar's end, however
+        the bytes were chunked (``aurum.feeds.holds.run_holds``)."""
 
     def feed(self, chunk: bytes | bytearray | memoryview, recv_ns: int = 0) -> int:
-        """Decode and process one chunk. Returns the records processed from it. ``recv_ns``
-        (wall-clock ns of the socket read that delivered the chunk), when non-zero, times
-        the chunk into the ``socket_to_processed`` latency histogram."""
+        """Decode and process one chunk. Returns the records decoded from it (all processed
+        unless a hold deferred some). ``recv_ns`` (wall-clock ns of the socket read that
+        delivered the chunk), when non-zero, times the chunk into the ``socket_to_processed``
+        latency histogram (when a hold interrupts it: once ``resume`` has finished it)."""
+
+    @property
+    def held(self) -> bool:
+        """True while a bar close holds the pipeline (``hold_at_bar_close``)."""
+
+    @property
+    def deferred_bytes(self) -> int:
+        """Bytes of records deferred by a hold, waiting for ``resume``."""
+
+    def resume(self) -> int:
+        """Process the deferred records up to the next bar close (which holds again).
+        Returns records processed; 0 if not held."""
 
     @property
     def last_ts_out(self) -> int:
@@ -141,7 +161,8 @@ class Pipeline:
 
     def feed_file(self, file: DbnFile, max_bytes: int = 1 << 20) -> int:
         """Read up to ``max_bytes`` decompressed bytes from ``file`` straight into the
-        decoder and process them. Returns bytes read; 0 at end of file."""
+        decoder and process them. Returns bytes read; 0 at end of file. Stops early when a
+        bar close holds the pipeline."""
 
     def finish(self) -> None:
         """End of stream: raise ``DecodeError`` on a truncated header or record."""

@@ -325,7 +325,7 @@ impl PyPipeline {
     #[pyo3(signature = (*, trade_capacity = 65536, top_capacity = 65536, bar_capacity = 16384,
                         bar_interval_ns = 60_000_000_000, tick_bar_trades = 0,
                         volume_bar_contracts = 0, strict = false, engines = true, engine_config = None,
-                        max_instruments = 4096))]
+                        max_instruments = 4096, hold_at_bar_close = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         trade_capacity: usize,
@@ -338,6 +338,7 @@ impl PyPipeline {
         engines: bool,
         engine_config: Option<&Bound<'_, PyDict>>,
         max_instruments: usize,
+        hold_at_bar_close: bool,
     ) -> PyResult<Self> {
         if !(1..=1 << 20).contains(&max_instruments) {
             return Err(PyValueError::new_err(format!("max_instruments was {max_instruments}, expected 1..={}", 1 << 20)));
@@ -367,6 +368,7 @@ impl PyPipeline {
             strict,
             engines: engine_cfg,
             max_instruments,
+            hold_at_bar_close,
         };
         Ok(Self { inner: CorePipeline::new(cfg) })
     }
@@ -378,6 +380,25 @@ impl PyPipeline {
         let inner = &mut self.inner;
         with_bytes(chunk, |b| if recv_ns == 0 { inner.feed(b) } else { inner.feed_timed(b, recv_ns) })?
             .map_err(|e| decode_err(py, e))
+    }
+
+    /// True while a bar close holds the pipeline (`hold_at_bar_close`): run the decision on
+    /// the closed bars, then `resume()`. Records fed meanwhile are deferred, in order.
+    #[getter]
+    fn held(&self) -> bool {
+        self.inner.state.held()
+    }
+
+    /// Bytes of records deferred by a hold.
+    #[getter]
+    fn deferred_bytes(&self) -> usize {
+        self.inner.state.deferred_bytes()
+    }
+
+    /// Processes the records deferred by a hold, up to the next bar close (which holds
+    /// again). Returns records processed; 0 if not held.
+    fn resume(&mut self) -> u64 {
+        self.inner.resume()
     }
 
     /// Gateway send time (`ts_out`, UNIX ns) of the record that closed the bars drained
@@ -426,10 +447,11 @@ impl PyPipeline {
                     std::io::Read::read(src, &mut space[..k])
                 })
                 .map_err(|e| decode_err(py, e))?;
-            if n == 0 {
+            total += n;
+            // Held at a bar close: the caller decides before reading more.
+            if n == 0 || self.inner.state.held() {
                 break;
             }
-            total += n;
         }
         Ok(total)
     }
