@@ -73,3 +73,42 @@ def test_wrong_key_falls_back_then_recovers_when_the_key_is_accepted(tmp_path: P
             assert "recovered" in text and key not in text
     finally:
         gw.stop()
+
+
+def test_live_signals_are_the_replay_of_the_daemons_own_journal(tmp_path: Path) -> None:
+    """The daemon decides at each bar close with the engines as of the bar's end, not of
+    wherever a TCP read ended (``hold_at_bar_close``): so ``aurum replay`` of the journal it
+    wrote, read in whole 1 MiB pieces, gives the signals it published live, bit for bit."""
+    from aurum.consumer import ShmReader
+    from aurum.replay import ReplayOptions, Replayer
+
+    key = fake_key()
+    gw = GatewayProc([], "--sim", "mixed", "--sim-records", "400000", "--sim-dir", str(tmp_path / "sim"),
+                     "--speed", "max", "--at-end", "idle", log_path=tmp_path / "gateway.log", env_keys=key)
+    journal = tmp_path / "journal"
+    env = {"AURUM_PERSISTENCE_JOURNAL_DIR": str(journal), "AURUM_SIGNALS_BAR_INTERVAL_S": "5"}
+    try:
+        with DaemonProc(tmp_path, gw.port, key, env=env) as d:
+            d.wait_log("connected")
+            # The whole session is in when the record count stops moving.
+            last, still = -1.0, 0
+            while still < 10:
+                time.sleep(0.2)
+                n = d.metric('aurum_records_total{rtype="mbo"}')
+                still = still + 1 if n == last and n > 0 else 0
+                last = n
+            with ShmReader(d.shm, from_start=True) as r:
+                live, lost = r.poll()
+            assert lost == 0
+            assert d.terminate(timeout=10) == 0, d.log()
+    finally:
+        gw.stop()
+    assert len(live) >= 4, "the session should produce signals"
+    files = sorted(journal.rglob("*.dbn.zst"))
+    assert files
+    replayed = Replayer(ReplayOptions(bar_interval_ns=5_000_000_000)).run(files).report["signals"]
+    # The replay also closes the last, unfinished bar at the end of the files: the live daemon,
+    # still connected, never did.
+    pick = lambda s: (s["action"], s["direction"], s["confidence"], s["entry"], s["stop"])  # noqa: E731
+    assert [pick(s) for s in replayed[:len(live)]] == [pick(s) for s in live]
+    assert [s["ts"] for s in replayed[:len(live)]] == [s["ts_ns"] for s in live]

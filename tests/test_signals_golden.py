@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN_SHA256 = "ebc830bebe39ff50550cbb920660121ce55bf3d09f75aaeb9533e0a68d38c720"
+GOLDEN_SHA256 = "3efa01de580d94678ecd12bf627df415c061462c10869e804aee75a5fdae1e0f"
 
 SCRIPT = r"""
 import sys, orjson

@@ -26,6 +26,7 @@ from aurum.config import Config, ConfigError, load_config
 from aurum.decision.engine import DecisionConfig, DecisionEngine
 from aurum.decision.providers import default_providers
 from aurum.decision.signal import SignalConfig
+from aurum.feeds.holds import run_holds
 from aurum.memory import SnapshotError, load_memory, save_memory
 from aurum.rings import RingReader, ring_array
 from aurum.sdnotify import Notifier
@@ -64,8 +65,10 @@ class Daemon:
         self.cfg = cfg
         self.key = key
         self.config_path = config_path
+        # Held at each bar close inside a chunk (aurum.feeds.holds): signals see the engines as
+        # of the bar's end, not of wherever the TCP read ended, so a journal replays them.
         self.pipeline = _native.Pipeline(bar_interval_ns=int(cfg.signals.bar_interval_s * 1e9),
-                                         engine_config=cfg.engines)
+                                         engine_config=cfg.engines, hold_at_bar_close=True)
         self.decision = DecisionEngine(self.pipeline, DecisionConfig(weights=cfg.signals.weights,
                                                                      signal=signal_config(cfg)),
                                        providers=default_providers())
@@ -90,7 +93,7 @@ class Daemon:
         fb = cfg.fallback
         # ``price_fetch`` replaces the network call (tests); None uses yfinance.
         self.fallback = YahooFallback(self.pipeline, YahooPriceSource(fb.symbol, cache_s=fb.cache_s, fetch=price_fetch),
-                                      poll_s=fb.poll_s, on_chunk=self.on_chunk)
+                                      poll_s=fb.poll_s, on_chunk=self.on_chunk, on_hold=self.on_hold)
         self.restore_checkpoint()
 
     # --- outputs ---------------------------------------------------------------------------
@@ -131,6 +134,18 @@ class Daemon:
         publish. Returns signals published."""
         self.stats.chunks += 1
         self._last_data_ns = time.time_ns()  # heartbeats arrive as records too: any chunk counts
+        published = 0
+        if self.pipeline.held:  # fed by a caller that did not run the holds (the feeds do)
+            def hold() -> None:
+                nonlocal published
+                published += self.on_hold(now_ns)
+
+            run_holds(self.pipeline, hold)
+        return published + self._drain_bars(time.time_ns() if now_ns is None else now_ns)
+
+    def on_hold(self, now_ns: int | None = None) -> int:
+        """A bar closed inside a chunk and the pipeline holds there: decide and publish now,
+        with the engines as of the bar's end; the rest of the chunk follows. Returns signals."""
         return self._drain_bars(time.time_ns() if now_ns is None else now_ns)
 
     def tick(self, now_ns: int | None = None) -> int:
@@ -309,7 +324,7 @@ class Daemon:
                                 heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
                                 retry_interval_s=f.retry_interval_s, auth_retry=True,
                                 backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
-                                on_chunk=self.on_chunk, on_give_up=self._on_give_up, on_recovered=self._on_recovered,
+                                on_chunk=self.on_chunk, on_hold=self.on_hold, on_give_up=self._on_give_up, on_recovered=self._on_recovered,
                                 journal=self._journal())
         metrics_server = None
         if self.cfg.metrics.enabled:

@@ -18,6 +18,7 @@ import databento_dbn
 import numpy as np
 
 from aurum import _native
+from aurum.feeds.holds import run_holds
 from aurum.kernels.bar_stats import wilder_atr
 from aurum.engines import (
     FLOW_DTYPE, SWEEP_DTYPE, engine_status, flow_dict, iceberg_dict, sweep_dict, table_array, zone_dict,
@@ -111,6 +112,9 @@ class Replayer:
             volume_bar_contracts=o.volume_bar_contracts,
             engines=o.engines,
             engine_config=o.engine_config,
+            # Signals are decided at each bar close with the engines as of the bar's end,
+            # however the file is read (as the daemon does live): see aurum.feeds.holds.
+            hold_at_bar_close=bool(o.engines and o.signals),
         )
         self._bars = RingReader(self.pipeline, "bars")
         self._bar_chunks: list[np.ndarray] = []
@@ -153,6 +157,7 @@ class Replayer:
                 if n == 0:
                     break
                 res.bytes += n
+                run_holds(pl, self._drain_bars)
                 self._drain_bars()
                 if speed is not None:
                     anchor = self._pace(anchor, speed)

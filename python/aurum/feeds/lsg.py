@@ -6,7 +6,8 @@ The handshake (databento.md §1.2-1.8) is done in Python with the shared message
 to ``pipeline.feed(chunk)`` as it is (a ``memoryview`` of one reused receive buffer): the native
 decoder handles the DBN metadata header, records split anywhere, ts_out, and gateway ErrorMsg /
 SystemMsg records. No Python object is made per record; ``on_chunk(nbytes, nrecords)`` runs once
-per chunk.
+per chunk, and ``on_hold()`` at each bar close inside it when the pipeline holds there
+(``aurum.feeds.holds``).
 
 Around that: a watchdog (no bytes for ``heartbeat_interval_s + 10`` s = dead connection, as the
 official Python client), reconnects with exponential backoff and full jitter (``Backoff``), a
@@ -33,6 +34,7 @@ from typing import Any
 
 from aurum.apikey import ApiKey
 from aurum.feeds.backoff import Backoff
+from aurum.feeds.holds import run_holds
 from aurum.gateway.control import (
     STYPES_IN, AuthRequest, AuthResponse, Challenge, ControlError, Greeting, SessionStart,
     SubscriptionRequest, parse_server_line,
@@ -273,6 +275,7 @@ class LsgClient:
         backoff_reset_after_s: float = 10.0,
         rng: random.Random | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
+        on_hold: Callable[[], None] | None = None,
         on_give_up: Callable[[], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
         journal: Any | None = None,
@@ -311,6 +314,9 @@ class LsgClient:
         self.backoff = Backoff(backoff_initial_s, backoff_max_s, backoff_multiplier, rng or random.Random())
         self.backoff_reset_after_s = backoff_reset_after_s
         self.on_chunk = on_chunk
+        # Called where a bar closed inside a chunk, when the pipeline holds there
+        # (``hold_at_bar_close``; see ``aurum.feeds.holds``), before the rest is processed.
+        self.on_hold = on_hold
         self.on_give_up = on_give_up
         self.on_recovered = on_recovered
         self.journal = journal  # aurum.journal.FeedJournal: raw bytes to rotating .dbn.zst
@@ -545,6 +551,8 @@ class LsgClient:
             self.pipeline.reset_stream()
             session.abort("decode_error", f"decode error at offset {offset}: {e}")
             return
+        if self.pipeline.held:
+            run_holds(self.pipeline, self.on_hold, self._callback_failed)
         nbytes = len(chunk)
         if self.journal is not None:
             try:

@@ -23,6 +23,8 @@ from types import SimpleNamespace
 
 import databento_dbn as dbn
 
+from aurum.feeds.holds import run_holds
+
 log = logging.getLogger("aurum.yahoo")
 
 # Outside CME's instrument id range in practice: fallback prints never mix with a live book.
@@ -117,11 +119,13 @@ class YahooFallback:
     """Polls the source and feeds the pipeline until stopped."""
 
     def __init__(self, pipeline: object, source: YahooPriceSource, *, poll_s: float = 60.0,
-                 on_chunk: Callable[[int, int], object] | None = None) -> None:
+                 on_chunk: Callable[[int, int], object] | None = None,
+                 on_hold: Callable[[], object] | None = None) -> None:
         self.pipeline = pipeline
         self.source = source
         self.poll_s = poll_s
         self.on_chunk = on_chunk
+        self.on_hold = on_hold  # at a bar close the record held the pipeline at (aurum.feeds.holds)
         self.polls = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -143,6 +147,8 @@ class YahooFallback:
             self.pipeline.reset_stream()  # type: ignore[attr-defined]
             data = stream_header(self.source.symbol) + data
         self.pipeline.feed(data)  # type: ignore[attr-defined]
+        if getattr(self.pipeline, "held", False):
+            run_holds(self.pipeline, self.on_hold)
         self.polls += 1
         if self.on_chunk is not None:
             self.on_chunk(len(data), 1)
