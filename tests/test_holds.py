@@ -84,3 +84,54 @@ def test_yahoo_fallback_decides_at_the_bar_its_poll_closes() -> None:
     # Each poll after the first opens a new minute: the previous bar closes, held before it.
     assert holds == [1, 2, 3]
     assert not pl.held and pl.stats()["trades"] == 4
+
+
+def test_replay_decides_and_keeps_the_records_before_a_decode_error(session: Path, tmp_path: Path) -> None:
+    """A read that holds at a bar close and then hits corrupt bytes: the good records before
+    the error are still processed (and their bar decided), not left deferred."""
+    from aurum.replay import ReplayOptions, Replayer
+
+    data = _file_bytes(session)
+    probe = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
+    probe.feed(data)
+    k = probe.stats()["records_total"]  # records before the first bar's closing record
+    cut = 8 + int.from_bytes(data[4:8], "little")  # after the metadata: the first record
+    for _ in range(k + 5):
+        cut += data[cut] * 4  # a record's length, in 4-byte units, is its first byte
+    assert cut < 1 << 20, "the hold and the corrupt bytes must share the replay's first read"
+    bad = tmp_path / "corrupt.dbn"
+    bad.write_bytes(data[:cut] + bytes([1, 0xA0]) + bytes(62))  # a record header claiming 4 bytes
+    rep = Replayer(ReplayOptions(bar_interval_ns=BAR_NS))
+    result = rep.run([bad])
+    assert result.files[0].error and "record length" in result.files[0].error
+    assert not rep.pipeline.held
+    assert rep.pipeline.stats()["records_total"] == k + 5
+
+
+def test_live_client_decides_the_held_bar_before_resetting_on_a_decode_error(session: Path) -> None:
+    """The LSG client's read holds at a bar close, then hits garbage: the bar is decided and
+    the good records are processed before the stream is reset for the reconnect."""
+    import secrets
+    import string
+    from types import SimpleNamespace
+
+    from aurum.apikey import ApiKey
+    from aurum.feeds.lsg import LsgClient
+
+    data = _file_bytes(session)
+    probe = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
+    probe.feed(data)
+    k = probe.stats()["records_total"]
+    cut = 8 + int.from_bytes(data[4:8], "little")
+    for _ in range(k + 5):
+        cut += data[cut] * 4
+    pl = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
+    decided: list[int] = []
+    key = ApiKey("db-" + "".join(secrets.choice(string.ascii_letters) for _ in range(29)), "test")
+    client = LsgClient(pl, key, symbols=["GCZ6"], on_hold=lambda: decided.append(pl.stats()["records_total"]))
+    aborted: list[str] = []
+    fake = SimpleNamespace(close_kind=None, session_id="1", errors_seen=0, abort=lambda kind, why: aborted.append(kind))
+    client._on_stream(fake, memoryview(data[:cut] + bytes(64)))  # 64 zero bytes: a record of length 0
+    assert aborted == ["decode_error"] and client.stats.decode_errors == 1
+    assert decided == [k]  # decided at the hold, on the bar's records only
+    assert not pl.held and pl.stats()["records_total"] == k + 5

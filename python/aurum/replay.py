@@ -166,6 +166,7 @@ class Replayer:
             pl.finish()
         except _native.DecodeError as e:
             res.error = f"{path}: {e}"
+            run_holds(pl, self._drain_bars)  # the records before the error, decided as usual
         finally:
             res.records = pl.stats()["records_total"] - before
             self._collect_symbols(pl.metadata)

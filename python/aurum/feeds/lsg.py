@@ -548,6 +548,8 @@ class LsgClient:
             self.stats.decode_errors += 1
             self._log(logging.ERROR, "decode error in session %s at stream offset %s: %s; resetting and reconnecting",
                       session.session_id, offset, e)
+            if self.pipeline.held:  # the good records before the error: decided and processed first
+                run_holds(self.pipeline, self.on_hold, self._callback_failed)
             self.pipeline.reset_stream()
             session.abort("decode_error", f"decode error at offset {offset}: {e}")
             return
