@@ -41,6 +41,14 @@ def read_dbn_bytes(path: Path) -> bytes:
         return reader.read()
 
 
+def simulated_mbo(directory: Path, *, seed: int, records: int, scenario: str = "mixed") -> Path:
+    """The MBO file of a seeded ``aurum sim`` session written into ``directory``."""
+    from aurum.sim import run_to_files
+
+    _, summary = run_to_files(scenario, Path(directory) / "s.dbn.zst", seed=seed, records=records)
+    return Path(summary["paths"]["mbo"])
+
+
 def split_dbn(data: bytes) -> tuple[bytes, list[bytes]]:
     """Split a decompressed DBN stream into (metadata header, [record bytes, ...]).
 

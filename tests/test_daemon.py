@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import simulated_mbo
 
 from aurum import _native
 from aurum.config import load_config
@@ -20,11 +21,7 @@ from aurum.sdnotify import Notifier
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from aurum.sim import run_to_files
-
-    out = tmp_path_factory.mktemp("d") / "s.dbn.zst"
-    _, summary = run_to_files("mixed", out, seed=21, records=600_000)
-    return Path(summary["paths"]["mbo"])
+    return simulated_mbo(tmp_path_factory.mktemp("d"), seed=21, records=600_000)
 
 
 @pytest.fixture

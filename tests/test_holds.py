@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import read_dbn_bytes, simulated_mbo
 
 from aurum import _native
 from aurum.feeds.holds import run_holds
@@ -18,18 +19,7 @@ BAR_NS = 5_000_000_000
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from aurum.sim import run_to_files
-
-    out = tmp_path_factory.mktemp("holds") / "s.dbn.zst"
-    _, summary = run_to_files("mixed", out, seed=21, records=300_000)
-    return Path(summary["paths"]["mbo"])
-
-
-def _file_bytes(path: Path) -> bytes:
-    import zstandard
-
-    with path.open("rb") as f:
-        return zstandard.ZstdDecompressor().stream_reader(f).read()
+    return simulated_mbo(tmp_path_factory.mktemp("holds"), seed=21, records=300_000)
 
 
 def _replay(path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch) -> bytes:
@@ -48,7 +38,7 @@ def test_replay_signals_do_not_depend_on_the_read_size(session: Path, monkeypatc
 
 
 def test_holds_resume_even_when_the_decision_raises(session: Path) -> None:
-    data = _file_bytes(session)
+    data = read_dbn_bytes(session)
     plain = _native.Pipeline(bar_interval_ns=BAR_NS)
     plain.feed(data)
     pl = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
@@ -91,7 +81,7 @@ def test_replay_decides_and_keeps_the_records_before_a_decode_error(session: Pat
     the error are still processed (and their bar decided), not left deferred."""
     from aurum.replay import ReplayOptions, Replayer
 
-    data = _file_bytes(session)
+    data = read_dbn_bytes(session)
     probe = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
     probe.feed(data)
     k = probe.stats()["records_total"]  # records before the first bar's closing record
@@ -118,7 +108,7 @@ def test_live_client_decides_the_held_bar_before_resetting_on_a_decode_error(ses
     from aurum.apikey import ApiKey
     from aurum.feeds.lsg import LsgClient
 
-    data = _file_bytes(session)
+    data = read_dbn_bytes(session)
     probe = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True)
     probe.feed(data)
     k = probe.stats()["records_total"]

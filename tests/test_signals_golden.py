@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import simulated_mbo
 
 GOLDEN_SHA256 = "3efa01de580d94678ecd12bf627df415c061462c10869e804aee75a5fdae1e0f"
 
@@ -26,11 +27,7 @@ sys.stdout.buffer.write(orjson.dumps({"signals": rep["signals"], "pillars": rep[
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from aurum.sim import run_to_files
-
-    out = tmp_path_factory.mktemp("golden") / "g.dbn.zst"
-    _, summary = run_to_files("mixed", out, seed=21, records=600_000)
-    return Path(summary["paths"]["mbo"])
+    return simulated_mbo(tmp_path_factory.mktemp("golden"), seed=21, records=600_000)
 
 
 def _signals(path: Path) -> bytes:
