@@ -125,3 +125,15 @@ def test_live_client_decides_the_held_bar_before_resetting_on_a_decode_error(ses
     assert aborted == ["decode_error"] and client.stats.decode_errors == 1
     assert decided == [k]  # decided at the hold, on the bar's records only
     assert not pl.held and pl.stats()["records_total"] == k + 5
+
+
+def test_a_pipeline_never_resumed_refuses_input_instead_of_growing(session: Path) -> None:
+    data = read_dbn_bytes(session)
+    pl = _native.Pipeline(bar_interval_ns=BAR_NS, hold_at_bar_close=True, max_deferred_bytes=1 << 16)
+    with pytest.raises(RuntimeError, match=r"held at a bar close with \d+ bytes deferred .*not read: call resume\(\)"):
+        for i in range(0, len(data), 1 << 15):
+            pl.feed(data[i:i + (1 << 15)])
+    assert pl.held and pl.deferred_bytes > 1 << 16
+    run_holds(pl, None)  # resuming makes it usable again
+    pl.feed(b"")
+    assert not pl.held

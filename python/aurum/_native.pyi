@@ -106,6 +106,7 @@ class Pipeline:
         engine_config: dict[str, Any] | None = None,
         max_instruments: int = 4096,
         hold_at_bar_close: bool = False,
+        max_deferred_bytes: int = 256 << 20,
     ) -> None:
         """Ring capacities are rounded up to a power of two. ``strict`` turns an
         unknown rtype into a ``DecodeError`` instead of counting and skipping it.
@@ -122,7 +123,9 @@ class Pipeline:
         that ends a time bar, after the trade that ends a tick or volume bar): ``held``
         turns true, records fed meanwhile are deferred in order, and ``resume()`` goes on.
         Whatever decides on closed bars then sees the engines as of the bar's end, however
-        the bytes were chunked (``aurum.feeds.holds.run_holds``)."""
+        the bytes were chunked (``aurum.feeds.holds.run_holds``). A held pipeline with more
+        than ``max_deferred_bytes`` deferred refuses ``feed``/``feed_file`` with a
+        ``RuntimeError`` (a caller that never resumes), rather than grow without bound."""
 
     def feed(self, chunk: bytes | bytearray | memoryview, recv_ns: int = 0) -> int:
         """Decode and process one chunk. Returns the records decoded from it (all processed
