@@ -48,6 +48,13 @@ impl Hold {
         Self { enabled, deferred: Vec::with_capacity(words), spare: Vec::with_capacity(words), ..Self::default() }
     }
 
+    /// A bar closed: hold (if enabled) before the next record. Returns whether it held.
+    #[inline]
+    pub(super) fn at_close(&mut self) -> bool {
+        self.held |= self.enabled;
+        self.enabled
+    }
+
     /// Records waiting for `resume`, in bytes.
     pub(super) fn deferred_bytes(&self) -> usize {
         self.deferred.len() * 8
@@ -75,13 +82,6 @@ impl State {
     #[inline(never)]
     pub(super) fn defer(&mut self, rec: &RecordRef<'_>) {
         self.hold.defer(rec);
-    }
-
-    /// A bar closed: hold (if enabled) before the next record. Returns whether it held.
-    #[inline]
-    pub(super) fn hold_at_close(&mut self) -> bool {
-        self.hold.held |= self.hold.enabled;
-        self.hold.enabled
     }
 
     /// The first interrupted chunk's read time is the one whose span `resume` records.

@@ -307,7 +307,7 @@ impl State {
                 self.close_due_bars(ts, self.cur_ts_out);
                 // Held before this record: it opens the next bar. When resumed, the clock
                 // already stands at its time, so it closes nothing a second time.
-                if self.counters.bars_closed != before && self.hold_at_close() {
+                if self.counters.bars_closed != before && self.hold.at_close() {
                     self.defer(&rec);
                     return;
                 }
@@ -472,7 +472,7 @@ impl State {
         self.counters.bars_closed += closed as u64;
         if closed != 0 {
             // A tick or volume bar ends with this trade: held after the record.
-            self.hold.held |= self.hold.enabled;
+            self.hold.at_close();
         }
         self.next_bar_end = self.next_bar_end.min(inst.bars.time_end());
         if self.cfg.engines.enabled {
