@@ -57,6 +57,19 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("", {"AURUM_METRICS_PORT": "abc"}, r"\$AURUM_METRICS_PORT: metrics\.port: expected int"),
     ("", {"AURUM_FEED_SNAPSHOT": "maybe"}, r"\$AURUM_FEED_SNAPSHOT"),
     ("", {"AURUM_FEED_SYMBOLS": ","}, r"feed\.symbols is empty"),
+    # A range error names the variable that set the value, not the file.
+    ("[feed]\nport = 13000\n", {"AURUM_FEED_PORT": "70000"}, r"^\$AURUM_FEED_PORT: feed\.port was 70000"),
+    # Values that used to pass here and fail later as tracebacks naming neither key nor file.
+    ("[feed]\nbackoff_initial_s = 0\n", {}, r"a\.toml: feed\.backoff_initial_s was 0\.0"),
+    ("[feed]\nbackoff_initial_s = 5.0\nbackoff_max_s = 1.0\n", {}, r"a\.toml: feed\.backoff_max_s \(1\.0\) is below"),
+    ("[persistence]\njournal_rotate_mb = 0\n", {}, r"a\.toml: persistence\.journal_rotate_mb was 0"),
+    ("[feed]\nsymbols = [123]\n", {}, r"a\.toml: feed\.symbols: expected a list of strings"),
+    ("[feed]\nkey_file = 5\n", {}, r"a\.toml: feed\.key_file: expected a string"),
+    ("[signals]\nweights = {qmo = 'high'}\n", {}, r"a\.toml: signals\.weights: expected numbers"),
+    ("[signals]\nweights = {qmx = 1.0}\n", {}, r"a\.toml: signals\.weights has qmx"),
+    ("[signals]\nweights = {qmo = -1.0, imo = 0.5}\n", {}, r"signals\.weights must be >= 0"),
+    # Permission bits written as a decimal TOML number: 440 would be 0o670 (group-writable).
+    ("[shm]\nmode = 440\n", {}, r"a\.toml: shm\.mode was written as the decimal number 440 \(= 0o670\)"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
     p = tmp_path / "a.toml"
@@ -97,3 +110,14 @@ def test_no_key_anywhere_says_where_to_put_one(tmp_path: Path) -> None:
         load_key(None, tmp_path / ".env", environ={})
     with pytest.raises(ApiKeyError, match="missing-file"):
         load_key(tmp_path / "missing-file", None, environ={})
+
+
+def test_octal_mode_spellings_and_the_unused_retry_key(tmp_path: Path) -> None:
+    p = tmp_path / "a.toml"
+    for text in ("mode = 0o640", 'mode = "0640"', "mode = 0o640  # rw-r-----"):
+        p.write_text(f"[shm]\n{text}\n[engines.absorption]\nmin_volume = 300\n")
+        assert load_config(p, environ={}).shm.mode == 0o640, text
+    p.write_text("[fallback]\nretry_databento_s = 60.0\n")
+    cfg = load_config(p, environ={})
+    assert len(cfg.warnings) == 1 and "fallback.retry_databento_s is not used" in cfg.warnings[0]
+    assert load_config(EXAMPLE, environ={}).warnings == []

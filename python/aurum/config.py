@@ -49,6 +49,8 @@ class FallbackConfig:
     symbol: str = "GC=F"
     poll_s: float = 60.0
     cache_s: float = 15.0
+    # Never used: Databento is retried every feed.retry_interval_s. Accepted (with a warning)
+    # so configs written from the old example still load.
     retry_databento_s: float = 60.0
 
 
@@ -120,6 +122,10 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     engines: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
+    # Where each key set from outside came from ("section.key" -> file or $VARIABLE), so an
+    # error names the place the bad value was written.
+    origins: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 RANGES: dict[str, tuple[float, float]] = {
@@ -131,7 +137,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "fallback.cache_s": (0, 3600), "persistence.checkpoint_every_s": (1, 86_400),
     "api.port": (0, 65535), "api.stale_after_s": (0.5, 3600), "api.poll_interval_s": (0.005, 5),
     "api.ws_queue": (1, 100_000),
+    "feed.backoff_initial_s": (0.01, 3600), "feed.backoff_max_s": (0.01, 86_400),
+    "persistence.journal_rotate_mb": (1, 100_000),
 }
+PILLARS = ("qmo", "imo", "gann", "astro", "cycle")
 CHOICES: dict[str, tuple[str, ...]] = {
     "feed.stype_in": ("raw_symbol", "parent", "continuous"),
     "feed.clock": ("wall", "data"),
@@ -164,6 +173,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         except ValueError:
             raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
     if default is None:
+        # The optional keys (key_file, journal_dir, api.token) are all text.
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -171,6 +183,12 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}")
     if not isinstance(value, kind):
         raise ConfigError(f"{where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind is list and not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if kind is dict:
+        bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+        if bad:
+            raise ConfigError(f"{where}: expected numbers, got {bad!r}")
     return value
 
 
@@ -191,33 +209,66 @@ def _apply(cfg: Config, data: dict[str, Any], src: str) -> None:
             if key not in names:
                 raise ConfigError(f"{src}: unknown key {section}.{key}; expected one of {', '.join(sorted(names))}")
             setattr(target, key, _coerce(value, getattr(target, key), f"{src}: {section}.{key}"))
+            cfg.origins[f"{section}.{key}"] = src
+
+
+# A bare decimal TOML integer: `mode = 640` means 0o1200, never what was meant.
+_DECIMAL_MODE = re.compile(r"^\s*mode\s*=\s*([1-9][0-9_]*)\s*(#.*)?$", re.MULTILINE)
+
+
+def _check_mode_literal(text: str, src: str) -> None:
+    # Only the [shm] table's own lines (tomllib keeps no trace of how a number was written).
+    shm = re.search(r"^\s*\[shm\]\s*(#.*)?$(.*?)(?=^\s*\[|\Z)", text, re.MULTILINE | re.DOTALL)
+    m = _DECIMAL_MODE.search(shm.group(2)) if shm else None
+    if m:
+        v = int(m.group(1).replace("_", ""))
+        raise ConfigError(f"{src}: shm.mode was written as the decimal number {m.group(1)} (= {oct(v)}); permission "
+                          f"bits are octal: write mode = 0o{m.group(1)} or mode = \"0{m.group(1)}\"")
 
 
 def _validate(cfg: Config) -> None:
+    def at(*keys: str) -> str:
+        """The file or variable that set the first of ``keys`` set from outside."""
+        return next((cfg.origins[k] for k in keys if k in cfg.origins), cfg.source)
+
     for dotted, (lo, hi) in RANGES.items():
         sec, key = dotted.split(".")
         v = getattr(getattr(cfg, sec), key)
         if not lo <= v <= hi:
-            raise ConfigError(f"{cfg.source}: {dotted} was {v}, expected {lo:g}..{hi:g}")
+            raise ConfigError(f"{at(dotted)}: {dotted} was {v}, expected {lo:g}..{hi:g}")
     for dotted, opts in CHOICES.items():
         sec, key = dotted.split(".")
         v = getattr(getattr(cfg, sec), key)
         if v not in opts:
-            raise ConfigError(f"{cfg.source}: {dotted} was {v!r}, expected one of {', '.join(opts)}")
+            raise ConfigError(f"{at(dotted)}: {dotted} was {v!r}, expected one of {', '.join(opts)}")
     if not cfg.feed.symbols:
-        raise ConfigError(f"{cfg.source}: feed.symbols is empty; expected at least one symbol")
+        raise ConfigError(f"{at('feed.symbols')}: feed.symbols is empty; expected at least one symbol")
     bad = [s for s in cfg.feed.schemas if s not in SCHEMAS]
     if bad or not cfg.feed.schemas:
-        raise ConfigError(f"{cfg.source}: feed.schemas has {bad or 'nothing'}; expected some of {', '.join(SCHEMAS)}")
+        raise ConfigError(f"{at('feed.schemas')}: feed.schemas has {bad or 'nothing'}; expected some of {', '.join(SCHEMAS)}")
+    if cfg.feed.backoff_max_s < cfg.feed.backoff_initial_s:
+        raise ConfigError(f"{at('feed.backoff_max_s', 'feed.backoff_initial_s')}: feed.backoff_max_s "
+                          f"({cfg.feed.backoff_max_s}) is below feed.backoff_initial_s ({cfg.feed.backoff_initial_s})")
     if cfg.shm.capacity & (cfg.shm.capacity - 1):
-        raise ConfigError(f"{cfg.source}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
+        raise ConfigError(f"{at('shm.capacity')}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
     tok = cfg.api.token
     if tok is not None and not (isinstance(tok, str) and API_TOKEN_RE.fullmatch(tok)):
         # The token itself is never echoed, not even a wrong one.
-        raise ConfigError(f"{cfg.source}: api.token must be 16-256 characters of A-Z a-z 0-9 . _ ~ - "
+        raise ConfigError(f"{at('api.token')}: api.token must be 16-256 characters of A-Z a-z 0-9 . _ ~ - "
                           "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    unknown = sorted(set(cfg.signals.weights) - set(PILLARS))
+    if unknown:
+        raise ConfigError(f"{at('signals.weights')}: signals.weights has {', '.join(unknown)}; "
+                          f"expected some of {', '.join(PILLARS)}")
+    if any(w < 0 for w in cfg.signals.weights.values()) or not sum(cfg.signals.weights.values()) > 0:
+        raise ConfigError(f"{at('signals.weights')}: signals.weights must be >= 0 with a positive sum, "
+                          f"got {cfg.signals.weights}")
     if not cfg.signals.exit < cfg.signals.enter:
-        raise ConfigError(f"{cfg.source}: signals.exit ({cfg.signals.exit}) must be below signals.enter ({cfg.signals.enter})")
+        raise ConfigError(f"{at('signals.exit', 'signals.enter')}: signals.exit ({cfg.signals.exit}) must be below "
+                          f"signals.enter ({cfg.signals.enter})")
+    if "fallback.retry_databento_s" in cfg.origins:
+        cfg.warnings.append(f"{cfg.origins['fallback.retry_databento_s']}: fallback.retry_databento_s is not used; "
+                            f"Databento is retried every feed.retry_interval_s ({cfg.feed.retry_interval_s:g} s)")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -232,6 +283,8 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
             raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        if isinstance(data.get("shm"), dict) and isinstance(data["shm"].get("mode"), int):
+            _check_mode_literal(p.read_text(), str(p))
         _apply(cfg, data, str(p))
     env = os.environ if environ is None else environ
     for name, value in sorted(env.items()):
