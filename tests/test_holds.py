@@ -120,7 +120,7 @@ def test_live_client_decides_the_held_bar_before_resetting_on_a_decode_error(ses
     key = ApiKey("db-" + "".join(secrets.choice(string.ascii_letters) for _ in range(29)), "test")
     client = LsgClient(pl, key, symbols=["GCZ6"], on_hold=lambda: decided.append(pl.stats()["records_total"]))
     aborted: list[str] = []
-    fake = SimpleNamespace(close_kind=None, session_id="1", errors_seen=0, abort=lambda kind, why: aborted.append(kind))
+    fake = SimpleNamespace(close_kind=None, session_id="1", errors_seen=0, stream_bytes=0, established=True, abort=lambda kind, why: aborted.append(kind))
     client._on_stream(fake, memoryview(data[:cut] + bytes(64)))  # 64 zero bytes: a record of length 0
     assert aborted == ["decode_error"] and client.stats.decode_errors == 1
     assert decided == [k]  # decided at the hold, on the bar's records only

@@ -9,19 +9,17 @@ API keys are made up at run time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import secrets
 import socket
-import string
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gateway_proc import GatewayProc
+from lsg_helpers import client_for, fake_key, run_async, running, wait_for
 
 from aurum import _native
 from aurum.apikey import ApiKey, mask_key
@@ -30,10 +28,6 @@ from aurum.gateway.control import SubscriptionRequest
 
 DATA_RTYPES = {"mbo": 0xA0, "mbp-10": 0x0A, "trades": 0x00}
 SCHEMAS = ("mbo", "mbp-10", "trades")
-
-
-def fake_key() -> str:
-    return "db-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(29))
 
 
 # --- the gateway subprocess --------------------------------------------------------------------
@@ -89,42 +83,6 @@ class SpyPipeline:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-def client_for(pipeline: Any, key: str, port: int, **kw: Any) -> LsgClient:
-    kw.setdefault("symbols", ["GCZ6"])
-    kw.setdefault("stype_in", "raw_symbol")
-    kw.setdefault("schemas", ["mbo"])
-    kw.setdefault("backoff_initial_s", 0.05)
-    kw.setdefault("backoff_max_s", 0.2)
-    kw.setdefault("rng", random.Random(1))
-    return LsgClient(pipeline, ApiKey(key, "test"), host="127.0.0.1", port=port, **kw)
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float, what: str, task: asyncio.Task[Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if task is not None and task.done():
-            task.result()  # surface the client's error
-            raise AssertionError(f"client stopped before: {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.01)
-
-
-def run_async(coro: Awaitable[Any], timeout: float = 30) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running(client: LsgClient) -> Any:
-    task = asyncio.get_running_loop().create_task(client.run())
-    try:
-        yield task
-    finally:
-        client.stop()
-        await asyncio.wait_for(task, 5)
-        assert client.state == "stopped"
 
 
 def data_records(pipeline: Any, schemas: tuple[str, ...] = ("mbo",)) -> int:

@@ -156,6 +156,14 @@ class Daemon:
         n = self._drain_bars(now)
         self.shm.heartbeat(now)
         self.notifier.watchdog()
+        if self.client is not None:
+            # At most a second of journal lost if the process dies (see aurum.journal).
+            self.client.flush_journal()
+            # Given up, and a retry's stream ended before any data: the fallback comes back.
+            if self.client.gave_up and not self.client.stream_open and self.cfg.fallback.enabled \
+                    and not self.fallback.active:
+                log.warning("Databento retry brought no data; back on the fallback")
+                self.fallback.start()
         # Off the bar-close path: tomorrow's astro windows (once a day; ms of ephemeris work).
         if self.pipeline.clock:
             self.decision.prefetch(self.pipeline.clock)
@@ -302,7 +310,10 @@ class Daemon:
         self._publish_state(time.time_ns())  # the final state, not one up to 100 ms old
         self.checkpoint()
         if self.journal is not None:
-            self.journal.close()
+            try:
+                self.journal.close()
+            except OSError as e:
+                log.error("journal: final close failed, its last file may be cut short: %s", e)
         self.shm.heartbeat()
         log.info("stopped: %s", self.stats)
 
@@ -320,12 +331,12 @@ class Daemon:
         if self.key is None:
             raise ConfigError("no Databento API key (see aurum doctor)")
         self.client = LsgClient(self.pipeline, self.key, host=f.gateway, port=f.port, dataset=f.dataset,
-                                symbols=f.symbols, stype_in=f.stype_in, schemas=f.schemas,
+                                symbols=f.symbols, stype_in=f.stype_in, schemas=f.schemas, snapshot=f.snapshot,
                                 heartbeat_interval_s=f.heartbeat_interval_s, connect_attempts=f.connect_attempts,
                                 retry_interval_s=f.retry_interval_s, auth_retry=True,
                                 backoff_initial_s=f.backoff_initial_s, backoff_max_s=f.backoff_max_s,
                                 on_chunk=self.on_chunk, on_hold=self.on_hold, on_give_up=self._on_give_up, on_recovered=self._on_recovered,
-                                journal=self._journal())
+                                on_stream_start=self._on_stream_start, journal=self._journal())
         metrics_server = None
         if self.cfg.metrics.enabled:
             from aurum.metrics import make_registry, start_metrics_server
@@ -429,6 +440,13 @@ class Daemon:
             self.fallback.start()
         self._publish_state(time.time_ns())
 
+    def _on_stream_start(self) -> None:
+        """A Databento retry's stream is about to reach the pipeline: the fallback stops
+        feeding it now. The source stays the fallback's until market data flows."""
+        if self.fallback.active:
+            log.info("Databento stream starting; fallback paused until market data flows")
+            self.fallback.stop()
+
     def _on_recovered(self) -> None:
         log.info("Databento recovered; leaving the fallback")
         self.fallback.stop()
@@ -455,6 +473,8 @@ def main(config_path: str | None) -> int:
         log.error("%s", e)
         return 2
     logging.getLogger().setLevel(cfg.log.level)
+    for w in cfg.warnings:
+        log.warning("config: %s", w)
     log.info("starting: feed %s:%d %s, key %s", cfg.feed.gateway, cfg.feed.port, cfg.feed.symbols, key.masked)
     try:
         import uvloop

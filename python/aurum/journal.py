@@ -7,12 +7,20 @@ in a new part that starts with the stream's own metadata header again, so every 
 complete DBN stream on its own. Boundaries come from the native decoder
 (``pipeline.pending_bytes``: the bytes of a record not yet complete), so the journal never
 looks at records one by one.
+
+Durability. ``flush()`` (the daemon calls it every second) ends the current zstd block and
+hands it to the OS, so a crashed process loses at most that second: the file then ends in an
+unterminated frame, and ``aurum replay`` reads every whole record before that end and says
+where it stopped. Closing a file (rotation, a new stream, shutdown) ends its frame and fsyncs
+it. A write that fails (a full disk) raises ``OSError``; the live client then drops the
+journal with one error line, never the feed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -86,8 +94,17 @@ class FeedJournal:
 
     def _open(self) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = self.dir / f"{self.prefix}-{stamp}-s{self._stream:03d}-p{self._part:03d}.dbn.zst"
-        self._raw = path.open("wb")
+        name = f"{self.prefix}-{stamp}-s{self._stream:03d}-p{self._part:03d}"
+        path = self.dir / f"{name}.dbn.zst"
+        # Never truncate an earlier file: a restart within the same second reuses the name.
+        for n in range(1, 1000):
+            try:
+                self._raw = path.open("xb")
+                break
+            except FileExistsError:
+                path = self.dir / f"{name}-{n}.dbn.zst"
+        else:
+            raise FileExistsError(f"journal: no free file name for {name} in {self.dir}")
         self._zw = self._cctx.stream_writer(self._raw, closefd=False)
         self._written = 0
         self.files.append(path)
@@ -97,17 +114,38 @@ class FeedJournal:
         self._zw.write(data)
         self._written += len(data)
 
-    def _close(self) -> None:
+    def flush(self) -> None:
+        """Everything written so far to the OS (a complete zstd block): survives a crash of
+        this process, not of the machine."""
         if self._zw is not None:
-            self._zw.flush(zstandard.FLUSH_FRAME)
-            self._zw.close()
-            self._zw = None
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
+            self._zw.flush(zstandard.FLUSH_BLOCK)
+            assert self._raw is not None
+            self._raw.flush()
+
+    def _close(self) -> None:
+        # The handles are forgotten even when a step fails, so a failing disk is reported
+        # once and a later call does not trip on the same half-closed writer.
+        zw, raw, self._zw, self._raw = self._zw, self._raw, None, None
+        try:
+            if zw is not None:
+                zw.flush(zstandard.FLUSH_FRAME)
+                zw.close()
+            if raw is not None:
+                raw.flush()
+                os.fsync(raw.fileno())
+        finally:
+            if raw is not None:
+                raw.close()
 
     def close(self) -> None:
         self._close()
+
+    def abandon(self) -> None:
+        """After a failed write: close what can be closed; the journal is not used again."""
+        try:
+            self._close()
+        except OSError as e:
+            log.warning("journal: closing %s failed: %s", self.files[-1] if self.files else self.dir, e)
 
 
 __all__ = ["FeedJournal"]

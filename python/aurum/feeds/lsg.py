@@ -26,26 +26,21 @@ import contextlib
 import logging
 import platform
 import random
-import socket
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from aurum.apikey import ApiKey
 from aurum.feeds.backoff import Backoff
 from aurum.feeds.holds import run_holds
-from aurum.gateway.control import (
-    STYPES_IN, AuthRequest, AuthResponse, Challenge, ControlError, Greeting, SessionStart,
-    SubscriptionRequest, parse_server_line,
+from aurum.feeds.lsg_protocol import (
+    LsgAuthError, LsgError, LsgFatalError, LsgSession, LsgStats, _HandshakeError,
 )
+from aurum.gateway.control import STYPES_IN, AuthRequest, SubscriptionRequest
 
 log = logging.getLogger("aurum.lsg")
 
 LSG_PORT = 13000
 SCHEMAS = ("mbo", "mbp-10", "trades")
-READ_BUFFER = 1 << 18  # 256 KiB: one read hands the decoder up to this much
-MAX_HANDSHAKE_BYTES = 1 << 16
 
 # ErrorMsg codes (databento.md §1.10). FATAL: retrying cannot help (key, entitlement or request
 # problem) -> stop, LsgFatalError. RECONNECT: the gateway closes, but a later session may work ->
@@ -58,6 +53,8 @@ ERROR_CODES = {
 }
 FATAL_ERROR_CODES = frozenset({1, 2, 5, 8})
 RECONNECT_ERROR_CODES = frozenset({3, 6})
+# ErrorMsg, SymbolMappingMsg, SystemMsg: a session carrying only these is not delivering data.
+NON_MARKET_RTYPES = frozenset({0x15, 0x16, 0x17})
 
 
 def lsg_host(dataset: str) -> str:
@@ -71,176 +68,6 @@ def _native_decode_error() -> type[BaseException]:
     except ImportError:  # a test double pipeline without the extension
         return ValueError
     return DecodeError
-
-
-class LsgError(Exception):
-    """Base of the client's errors."""
-
-
-class LsgAuthError(LsgError):
-    """The gateway refused the key (``success=0``). Fatal: retrying cannot help."""
-
-
-class LsgFatalError(LsgError):
-    """A fatal gateway ErrorMsg (auth, entitlement, invalid subscription...). ``code`` is its code."""
-
-    def __init__(self, code: int, text: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.text = text
-
-
-class _HandshakeError(LsgError):
-    """A gateway line that does not parse, or no handshake in time: a failed attempt."""
-
-
-@dataclass
-class LsgStats:
-    connects: int = 0  # handshakes that reached start_session
-    reconnects: int = 0  # connects after a stream was lost
-    attempts: int = 0  # connection attempts, successful or not
-    consecutive_failures: int = 0  # failed attempts since the last successful one
-    disconnects: dict[str, int] = field(default_factory=dict)  # reason kind -> count
-    last_disconnect: str | None = None  # the last reason, in full
-    bytes: int = 0  # stream bytes fed to the pipeline (after the handshake)
-    chunks: int = 0
-    records: int = 0  # records the pipeline reported for those chunks
-    last_gap_s: float | None = None  # disconnected -> streaming again, the last time
-    total_gap_s: float = 0.0
-    gaps: int = 0
-    decode_errors: int = 0
-    gateway_errors: int = 0  # ErrorMsg records seen
-    gave_up: int = 0  # times on_give_up fired
-    recovered: int = 0  # times on_recovered fired
-    callback_errors: int = 0
-    session_id: str | None = None
-
-    def _disconnect(self, kind: str, reason: str) -> None:
-        self.disconnects[kind] = self.disconnects.get(kind, 0) + 1
-        self.last_disconnect = reason
-
-
-class _Session(asyncio.BufferedProtocol):
-    """One TCP connection: the handshake, then raw chunks to the client."""
-
-    def __init__(self, client: LsgClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.client = client
-        self.loop = loop
-        self.buf = bytearray(READ_BUFFER)
-        self.view = memoryview(self.buf)
-        self.pending = bytearray()  # handshake bytes not yet split into lines
-        self.phase = "greeting"  # greeting -> challenge -> auth -> stream
-        self.transport: asyncio.Transport | None = None
-        self.ready: asyncio.Future[str] = loop.create_future()  # session id, after start_session
-        # A failed handshake nobody awaits any more must not warn "exception never retrieved".
-        self.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.closed: asyncio.Future[tuple[str, str]] = loop.create_future()  # (kind, reason)
-        self.last_rx = loop.time()
-        self.close_kind: str | None = None
-        self.close_reason: str | None = None
-        self.fatal: LsgFatalError | None = None
-        self.errors_seen = 0
-        self.session_id: str | None = None  # the gateway's, once authenticated: names it in logs
-
-    # - asyncio callbacks -
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.last_rx = self.loop.time()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.last_rx = self.loop.time()
-        if self.phase == "stream":
-            # The read time, so the pipeline can time socket read -> processed natively.
-            self.client._on_stream(self, self.view[:nbytes], time.time_ns())
-        else:
-            self._handshake(bytes(self.view[:nbytes]))
-
-    def eof_received(self) -> bool:
-        self.abort("eof", "gateway closed the connection")
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.close_kind is None:
-            self.close_kind = "lost" if exc else "eof"
-            self.close_reason = f"connection lost: {exc}" if exc else "gateway closed the connection"
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(self.close_reason))
-        if not self.closed.done():
-            self.closed.set_result((self.close_kind, self.close_reason or ""))
-
-    # - control -
-
-    def abort(self, kind: str, reason: str) -> None:
-        """Close now with this reason (the first reason given wins)."""
-        if self.close_kind is None:
-            self.close_kind, self.close_reason = kind, reason
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _fail(self, exc: BaseException, kind: str) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(exc)
-        self.abort(kind, str(exc))
-
-    # - handshake -
-
-    def _handshake(self, data: bytes) -> None:
-        self.pending += data
-        while self.phase != "stream":
-            end = self.pending.find(b"\n")
-            if end < 0:
-                if len(self.pending) > MAX_HANDSHAKE_BYTES:
-                    self._fail(_HandshakeError(f"gateway line over {MAX_HANDSHAKE_BYTES} bytes"), "protocol")
-                return
-            line = bytes(self.pending[: end + 1])
-            del self.pending[: end + 1]
-            try:
-                self._on_line(line)
-            except LsgAuthError as e:
-                self._fail(e, "auth")
-                return
-            except ControlError as e:
-                self._fail(_HandshakeError(f"bad gateway line in phase {self.phase}: {e}"), "protocol")
-                return
-        if self.pending:  # stream bytes that came with the last handshake line
-            rest = bytes(self.pending)
-            self.pending.clear()
-            self.client._on_stream(self, memoryview(rest))
-
-    def _on_line(self, line: bytes) -> None:
-        msg = parse_server_line(line)
-        c = self.client
-        if self.phase == "greeting":
-            if not isinstance(msg, Greeting):
-                raise ControlError(f"expected the greeting, got {type(msg).__name__}")
-            self.phase = "challenge"
-        elif self.phase == "challenge":
-            if not isinstance(msg, Challenge):
-                raise ControlError(f"expected the CRAM challenge, got {type(msg).__name__}")
-            self._write(bytes(c._auth_request(msg.cram)))
-            self.phase = "auth"
-        elif self.phase == "auth":
-            if not isinstance(msg, AuthResponse):
-                raise ControlError(f"expected the auth response, got {type(msg).__name__}")
-            if not msg.success:
-                raise LsgAuthError(c._auth_error_text(msg.error))
-            c._begin_stream()  # reset_stream before any byte of the new stream
-            self._write(b"".join(bytes(r) for r in c._subscription_lines()) + bytes(SessionStart()))
-            self.phase = "stream"
-            self.session_id = msg.session_id or ""
-            self.ready.set_result(self.session_id)
-
-    def _write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
 
 
 class LsgClient:
@@ -278,6 +105,7 @@ class LsgClient:
         on_hold: Callable[[], None] | None = None,
         on_give_up: Callable[[], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
+        on_stream_start: Callable[[], None] | None = None,
         journal: Any | None = None,
         auth_retry: bool = False,
     ) -> None:
@@ -319,6 +147,10 @@ class LsgClient:
         self.on_hold = on_hold
         self.on_give_up = on_give_up
         self.on_recovered = on_recovered
+        # Called while given up, right before a new stream's first byte reaches the pipeline:
+        # whatever else feeds it (the fallback) must stop now. Recovery is declared later,
+        # once market data flows (on_recovered).
+        self.on_stream_start = on_stream_start
         self.journal = journal  # aurum.journal.FeedJournal: raw bytes to rotating .dbn.zst
         # True: a refused key counts as a failed attempt (backoff, give-up, retry) instead of
         # ending run() with LsgAuthError.
@@ -326,7 +158,7 @@ class LsgClient:
         self.stats = LsgStats()
         self.state = "stopped"
         self._decode_error = _native_decode_error()
-        self._session: _Session | None = None
+        self._session: LsgSession | None = None
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._gave_up = False
@@ -334,10 +166,30 @@ class LsgClient:
         self._disconnected_at: float | None = None
         self._fatal: LsgError | None = None
         self._errors_base = 0  # pipeline error_count at the start of the current stream
+        self._market_base = 0  # market records the pipeline had processed before this stream
+        self._stream_open = False
 
     @property
     def gateway(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def gave_up(self) -> bool:
+        """``connect_attempts`` failed in a row and no stream has delivered data since."""
+        return self._gave_up
+
+    @property
+    def stream_open(self) -> bool:
+        """A stream owns the pipeline: from its handshake until its connection closes."""
+        return self._stream_open
+
+    def flush_journal(self) -> None:
+        """The journal's written bytes to the OS (the daemon calls it every second)."""
+        if self.journal is not None:
+            try:
+                self.journal.flush()
+            except OSError as e:
+                self._journal_failed(e)
 
     def _log(self, level: int, msg: str, *args: Any) -> None:
         log.log(level, "lsg %s key %s: " + msg, self.gateway, self.key.masked, *args)
@@ -373,12 +225,19 @@ class LsgClient:
                 started = loop.time()
                 kind, reason = await session.closed
                 self._session = None
+                self._stream_open = False
                 self.stats._disconnect(kind, reason)
                 if self._fatal is not None:
                     raise self._fatal
                 self._disconnected_at = loop.time()
                 if self._stopping:
                     break
+                if not session.established:
+                    # Accepted, then closed before any market data (a refusal sent as an
+                    # ErrorMsg, a gateway that drops every session): not a recovery.
+                    self._on_failed_attempt(f"session ended before any market data ({reason})")
+                    await self._pause(self._failure_delay())
+                    continue
                 self._log(logging.WARNING, "disconnected after %.1f s (%s); reconnecting", loop.time() - started, reason)
                 if loop.time() - started >= self.backoff_reset_after_s:
                     self.backoff.reset()
@@ -388,6 +247,7 @@ class LsgClient:
             self.state = "failed"
             raise
         finally:
+            self._stream_open = False
             if self._session is not None:
                 self._session.abort("stopped", "client run ended")
                 self._session = None
@@ -396,10 +256,10 @@ class LsgClient:
 
     # --- connection attempts ------------------------------------------------------------------
 
-    async def _attempt(self, loop: asyncio.AbstractEventLoop) -> _Session | None:
+    async def _attempt(self, loop: asyncio.AbstractEventLoop) -> LsgSession | None:
         """One connect + handshake. The session on success; None after a (retryable) failure."""
         self.stats.attempts += 1
-        session = _Session(self, loop)
+        session = LsgSession(self, loop)
         self._session = session
         watchdog: asyncio.Task[None] | None = None
         try:
@@ -432,7 +292,6 @@ class LsgClient:
         now = loop.time()
         self.stats.connects += 1
         self.stats.session_id = session_id
-        self.stats.consecutive_failures = 0
         if self._disconnected_at is not None:
             gap = now - self._disconnected_at
             self.stats.reconnects += 1
@@ -446,15 +305,10 @@ class LsgClient:
             self._log(logging.INFO, "connected, session %s, %s %s %s", session_id, ",".join(self.schemas),
                       self.stype_in, ",".join(self.symbols[:5]) + ("..." if len(self.symbols) > 5 else ""))
         self.state = "streaming"
-        if self._gave_up:
-            self._gave_up = False
-            self.stats.recovered += 1
-            self._log(logging.WARNING, "recovered after giving up")
-            self._call(self.on_recovered)
         session.closed.add_done_callback(lambda _f: watchdog.cancel())
         return session
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, session: _Session) -> None:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, session: LsgSession) -> None:
         """TCP connect within connect_timeout_s; ``stop()`` interrupts it."""
         assert self._wake is not None
         conn = loop.create_task(loop.create_connection(lambda: session, self.host, self.port))
@@ -493,7 +347,7 @@ class LsgClient:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def _watchdog(self, session: _Session) -> None:
+    async def _watchdog(self, session: LsgSession) -> None:
         """Handshake deadline, then: no bytes for heartbeat_interval_s + grace -> dead."""
         loop = session.loop
         while not session.closed.done():
@@ -506,7 +360,7 @@ class LsgClient:
             # Never sleep past a stream deadline: the phase may change while we sleep.
             await asyncio.sleep(min(remaining, self.watchdog_s))
 
-    # --- handshake helpers (called by _Session) -----------------------------------------------
+    # --- handshake helpers (called by LsgSession) -----------------------------------------------
 
     def _auth_request(self, challenge: str) -> AuthRequest:
         return AuthRequest.for_key(
@@ -529,22 +383,57 @@ class LsgClient:
         return lines
 
     def _begin_stream(self) -> None:
+        self._stream_open = True
+        if self._gave_up:
+            self._call(self.on_stream_start)
         if self.journal is not None:
-            self.journal.begin_stream()
+            try:
+                self.journal.begin_stream()
+            except OSError as e:
+                self._journal_failed(e)
         if self._streamed:
             self.pipeline.reset_stream()
         self._streamed = True
         self._errors_base = self.pipeline.error_count
+        self._market_base = self._market_records()
+
+    def _journal_failed(self, e: OSError) -> None:
+        # A full or failing journal disk must never stop the feed: drop the journal, say so.
+        self._log(logging.ERROR, "journal disabled: %s", e)
+        journal, self.journal = self.journal, None
+        with contextlib.suppress(OSError):
+            journal.abandon()
+
+    def _market_records(self) -> int:
+        by = self.pipeline.stats()["records_by_rtype"]
+        return int(sum(n for rt, n in by.items() if rt not in NON_MARKET_RTYPES))
+
+    def _check_established(self, session: LsgSession) -> None:
+        """Until the first market record of a session (stats() costs ~12 us: never per chunk
+        of an established session): the gateway counts as back only once data flows."""
+        if self._market_records() <= self._market_base:
+            return
+        session.established = True
+        self.stats.consecutive_failures = 0
+        if self._gave_up:
+            self._gave_up = False
+            self.stats.recovered += 1
+            self._log(logging.WARNING, "recovered after giving up: market data is flowing")
+            self._call(self.on_recovered)
 
     # --- the stream ---------------------------------------------------------------------------
 
-    def _on_stream(self, session: _Session, chunk: memoryview, recv_ns: int = 0) -> None:
+    def _on_stream(self, session: LsgSession, chunk: memoryview, recv_ns: int = 0) -> None:
         if session.close_kind is not None:
             return  # closing: drop the rest
         try:
             n = self.pipeline.feed(chunk, recv_ns)
         except self._decode_error as e:
             offset = getattr(e, "offset", None)
+            # The records before the bad bytes were processed (and may be decided on): the
+            # journal keeps them, so a replay of it still gives the live session.
+            good = len(chunk) if offset is None else max(0, min(len(chunk), offset - session.stream_bytes))
+            self._journal_write(chunk[:good], 0)
             self.stats.decode_errors += 1
             self._log(logging.ERROR, "decode error in session %s at stream offset %s: %s; resetting and reconnecting",
                       session.session_id, offset, e)
@@ -556,12 +445,10 @@ class LsgClient:
         if self.pipeline.held:
             run_holds(self.pipeline, self.on_hold, self._callback_failed)
         nbytes = len(chunk)
-        if self.journal is not None:
-            try:
-                self.journal.write(chunk, self.pipeline.pending_bytes)
-            except OSError as e:  # a full disk must not stop the feed: drop the journal, say so
-                self._log(logging.ERROR, "journal disabled: %s", e)
-                self.journal = None
+        session.stream_bytes += nbytes
+        self._journal_write(chunk, self.pipeline.pending_bytes)
+        if not session.established:
+            self._check_established(session)
         self.stats.bytes += nbytes
         self.stats.chunks += 1
         self.stats.records += n
@@ -572,7 +459,14 @@ class LsgClient:
             except Exception:
                 self._callback_failed("on_chunk")
 
-    def _check_errors(self, session: _Session) -> None:
+    def _journal_write(self, chunk: memoryview, pending: int) -> None:
+        if self.journal is not None and len(chunk):
+            try:
+                self.journal.write(chunk, pending)
+            except OSError as e:
+                self._journal_failed(e)
+
+    def _check_errors(self, session: LsgSession) -> None:
         # Per chunk: the cheap counter first, the stats dict only when there is something new.
         count = self.pipeline.error_count - self._errors_base
         new = count - session.errors_seen

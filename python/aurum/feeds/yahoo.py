@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,9 +51,23 @@ def yfinance_fetch(symbol: str) -> tuple[float, int, int]:
         raise FallbackError(f"Yahoo {symbol}: {type(e).__name__}: {e}") from None
     if hist is None or len(hist) == 0:
         raise FallbackError(f"Yahoo {symbol}: no data returned")
-    last = hist.iloc[-1]
-    ts = int(hist.index[-1].timestamp() * 1e9)
-    return float(last["Close"]), int(last.get("Volume", 0) or 0), ts
+    return last_bar(symbol, hist)
+
+
+def last_bar(symbol: str, hist: object) -> tuple[float, int, int]:
+    """The newest bar with a price from a yfinance history frame. The minute in progress
+    often has NaN fields; a missing volume counts as 0, a missing price skips the bar."""
+    try:
+        closes = hist["Close"]  # type: ignore[index]
+        for i in range(len(closes) - 1, -1, -1):
+            price = float(closes.iloc[i])
+            if math.isfinite(price):
+                vol = float(hist["Volume"].iloc[i]) if "Volume" in hist else 0.0  # type: ignore[index, operator]
+                ts = int(hist.index[i].timestamp() * 1e9)  # type: ignore[attr-defined]
+                return price, int(vol) if math.isfinite(vol) and vol > 0 else 0, ts
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise FallbackError(f"Yahoo {symbol}: unexpected data ({type(e).__name__}: {e})") from None
+    raise FallbackError(f"Yahoo {symbol}: no bar with a price")
 
 
 @dataclass
@@ -81,10 +96,16 @@ class YahooPriceSource:
         now = self._clock()
         if self._snap is None or now - self._at >= self.cache_s:
             try:
-                price, volume, ts = self._fetch(self.symbol)
-                if not price > 0:
+                try:
+                    price, volume, ts = self._fetch(self.symbol)
+                    price, volume, ts = float(price), int(volume), int(ts)
+                except FallbackError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - an injected or future fetch: any failure is "no price"
+                    raise FallbackError(f"Yahoo {self.symbol}: {type(e).__name__}: {e}") from None
+                if not (math.isfinite(price) and price > 0):
                     raise FallbackError(f"Yahoo {self.symbol}: bad price {price!r}")
-                self._snap = Snapshot(price, volume, ts, time.time_ns())
+                self._snap = Snapshot(price, max(volume, 0), ts, time.time_ns())
                 self._at = now
             except FallbackError as e:
                 self.errors += 1
@@ -127,6 +148,7 @@ class YahooFallback:
         self.on_chunk = on_chunk
         self.on_hold = on_hold  # at a bar close the record held the pipeline at (aurum.feeds.holds)
         self.polls = 0
+        self.errors = 0  # polls that failed past the source (decision layer, callbacks)
         self._task: asyncio.Task[None] | None = None
 
     def _snapshot(self) -> Snapshot | None:
@@ -147,12 +169,19 @@ class YahooFallback:
             self.pipeline.reset_stream()  # type: ignore[attr-defined]
             data = stream_header(self.source.symbol) + data
         self.pipeline.feed(data)  # type: ignore[attr-defined]
-        if getattr(self.pipeline, "held", False):
-            run_holds(self.pipeline, self.on_hold)
         self.polls += 1
+        if getattr(self.pipeline, "held", False):
+            run_holds(self.pipeline, self.on_hold, self._callback_failed)
         if self.on_chunk is not None:
-            self.on_chunk(len(data), 1)
+            try:
+                self.on_chunk(len(data), 1)
+            except Exception:  # noqa: BLE001 - logged; the next poll goes on
+                self._callback_failed("on_chunk")
         return True
+
+    def _callback_failed(self, what: str) -> None:
+        self.errors += 1
+        log.exception("fallback: %s failed; polling goes on", what)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -161,7 +190,10 @@ class YahooFallback:
             # stall the event loop (watchdog, heartbeats, the Databento retries).
             snap = await loop.run_in_executor(None, self._snapshot)
             if snap is not None:
-                self.poll_once(snap=snap)
+                try:
+                    self.poll_once(snap=snap)
+                except Exception:  # noqa: BLE001 - one bad poll must not end the fallback
+                    self._callback_failed("poll")
             await asyncio.sleep(self.poll_s)
 
     def start(self) -> None:
@@ -183,4 +215,4 @@ class YahooFallback:
 
 
 __all__ = ["FALLBACK_INSTRUMENT_ID", "FallbackError", "Snapshot", "YahooFallback", "YahooPriceSource",
-           "stream_header", "trade_record", "yfinance_fetch"]
+           "last_bar", "stream_header", "trade_record", "yfinance_fetch"]
