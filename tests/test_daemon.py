@@ -136,6 +136,7 @@ def test_systemd_unit_has_the_required_settings() -> None:
     cp.read(unit)
     svc = cp["Service"]
     assert svc["Type"] == "notify" and svc["Restart"] == "on-failure" and int(svc["WatchdogSec"]) > 0
+    assert svc["RestartPreventExitStatus"] == "2"  # what main() returns for a bad config or key
     # A fixed system user: DynamicUser= would imply RemoveIPC=yes and delete the segment.
     assert svc["User"] == "aurum" and "DynamicUser" not in svc and svc["NoNewPrivileges"] == "yes"
     assert svc["ProtectSystem"] == "strict" and svc["PrivateTmp"] == "yes"
@@ -197,3 +198,18 @@ def test_fallback_switches_source_feeds_price_bars_and_comes_back(session: Path,
     assert st is not None and st["source"] in ("databento", 0)
     reader.close()
     d.shm.close()
+
+
+def test_a_bad_config_exits_2_with_one_line_naming_file_and_key(tmp_path: Path) -> None:
+    """Exit status 2 is what the unit's RestartPreventExitStatus keeps from restarting."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "aurum.toml"
+    bad.write_text("[feed]\nbackoff_initial_s = 0\n")
+    out = subprocess.run([sys.executable, "-m", "aurum.cli", "run", "--config", str(bad)], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "DATABENTO_API_KEY": ""})
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if "ERROR" in ln]
+    assert len(lines) == 1 and str(bad) in lines[0] and "feed.backoff_initial_s" in lines[0]
+    assert "Traceback" not in out.stderr

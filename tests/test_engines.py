@@ -4,6 +4,8 @@ independently from the raw records."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import databento_dbn
@@ -113,7 +115,15 @@ def test_iceberg_memory_snapshot_round_trip(sim_session: dict[str, Path], tmp_pa
     ice = table_array(pl, "icebergs").copy()
     zones = table_array(pl, "zones").copy()
     assert len(ice) and len(zones)
+    # A checkpoint write killed earlier left its temporary file; an old one is cleared, a
+    # fresh one (a write in progress elsewhere) is left alone.
+    orphan, fresh_tmp = tmp_path / "memory.bin.abc123.tmp", tmp_path / "memory.bin.def456.tmp"
+    orphan.write_bytes(b"half a snapshot")
+    fresh_tmp.write_bytes(b"being written")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
     snap = save_memory(pl, tmp_path / "memory.bin")
+    assert not orphan.exists() and fresh_tmp.exists()
+    fresh_tmp.unlink()
     data = snap.read_bytes()
     assert data.startswith(MAGIC)
     # Header + the native rows, nothing else.

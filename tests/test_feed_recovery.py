@@ -356,3 +356,27 @@ def test_daemon_pauses_the_fallback_for_a_retry_and_resumes_it_when_the_retry_br
         Path("/dev/shm", name).unlink(missing_ok=True)
     assert seen[0] == ("stream_start", False, "yahoo")  # stopped inside the handshake, source unchanged
     assert d.client.stats.recovered == 0
+
+
+def test_a_key_refused_inside_the_stream_is_retried_when_the_client_retries_refused_keys(
+        mbo_file: Path, key: str, tmp_path: Path) -> None:
+    """ErrorMsg 2 (API_KEY_DEACTIVATED) after the handshake: a daemon (auth_retry) treats it as
+    a refused key, failed attempts then the fallback, as it treats a refusal at the handshake;
+    before, it raised LsgFatalError and the daemon exited (systemd restarted it every 2 s)."""
+    gw = GatewayProc([mbo_file], "--at-end", "idle", "--fault", "error=2@0", log_path=tmp_path / "gw.log",
+                     env_keys=key)
+    events: list[str] = []
+
+    async def main() -> Any:
+        c = client_for(_native.Pipeline(), key, gw.port, connect_attempts=2, retry_interval_s=0.1, auth_retry=True,
+                       on_give_up=lambda: events.append("give_up"))
+        async with running(c) as task:
+            await wait_for(lambda: c.stats.connects >= 3, 10, "three sessions", task)
+            assert c.state != "failed"
+        return c
+
+    try:
+        c = run_async(main())
+    finally:
+        gw.stop()
+    assert events == ["give_up"] and c.stats.disconnects.get("auth", 0) >= 3

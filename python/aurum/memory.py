@@ -23,9 +23,12 @@ corrupt, is refused with an error naming the file, and the tables are left as th
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import struct
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -113,6 +116,18 @@ def save_memory(pipeline: _native.Pipeline, path: str | os.PathLike[str]) -> Pat
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # The rename itself is durable only once the directory is on disk too.
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    # A process killed mid-write leaves its temporary file behind; one older than a minute is
+    # nobody's write in progress (a write takes milliseconds).
+    for stale in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > 60:
+                stale.unlink()
     return path
 
 

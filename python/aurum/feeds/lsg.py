@@ -52,6 +52,7 @@ ERROR_CODES = {
     7: "SKIPPED_RECORDS_AFTER_SLOW_READING", 8: "REPLAY_DATA_AGED_OUT", 255: "UNSET",
 }
 FATAL_ERROR_CODES = frozenset({1, 2, 5, 8})
+AUTH_ERROR_CODES = frozenset({1, 2})  # fatal, unless the client retries refused keys (auth_retry)
 RECONNECT_ERROR_CODES = frozenset({3, 6})
 # ErrorMsg, SymbolMappingMsg, SystemMsg: a session carrying only these is not delivering data.
 NON_MARKET_RTYPES = frozenset({0x15, 0x16, 0x17})
@@ -478,6 +479,12 @@ class LsgClient:
         for code, text in errors[-new:] if new <= len(errors) else errors:
             code = int(code)
             name = ERROR_CODES.get(code, "UNKNOWN")
+            if code in AUTH_ERROR_CODES and self.auth_retry:
+                # The key refused inside the stream: as a refusal at the handshake (the daemon
+                # keeps retrying on its fallback; the key may be re-enabled).
+                self._log(logging.ERROR, "gateway error %d %s: %s; retrying as a refused key", code, name, text)
+                session.abort("auth", f"gateway error {code} {name}")
+                return
             if code in FATAL_ERROR_CODES:
                 self._log(logging.ERROR, "fatal gateway error %d %s: %s", code, name, text)
                 self._fatal = LsgFatalError(
