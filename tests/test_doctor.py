@@ -8,6 +8,7 @@ import base64
 import http.server
 import os
 import random
+import re
 import shutil
 import ssl
 import string
@@ -103,9 +104,14 @@ def test_everything_ok(historical: str, gateway: int, monkeypatch: pytest.Monkey
     ok, lines = doctor({"DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1", "AURUM_FEED_PORT": str(gateway),
                         "AURUM_SHM_NAME": f"aurum-doc-{uuid.uuid4().hex[:8]}"}, historical, monkeypatch)
     assert ok, lines
-    assert [line.split()[1].rstrip(":") for line in lines] == ["config", "key", "account", "gateway", "shared"]
+    assert [line.split()[1].rstrip(":") for line in lines] == ["config", "key", "account", "gateway", "shared",
+                                                               "shared"]
     assert all(line.startswith("ok") for line in lines)
     assert "GLBX.MDP3" in lines[2] and "lsg_version=" in lines[3]
+    # Free space on /dev/shm against the default segment (1280 + 1024 x 256 bytes); a full
+    # tmpfs is in test_shm_space.py.
+    assert re.fullmatch(r"ok   shared memory space: /dev/shm has [\d.]+ MiB free, the segment needs 0\.3 MiB "
+                        r"\(shm\.capacity 1024\)", lines[5]), lines[5]
     assert not any(key in line for line in lines) and key[:8] + "***" in lines[1]
 
 

@@ -353,6 +353,24 @@ impl Drop for Mapping {
     }
 }
 
+/// Reserves the file's `len` bytes on its filesystem. A tmpfs file only sized with
+/// `set_len` is sparse: once `/dev/shm` is full, the first store to a missing page raises
+/// SIGBUS and kills the writer. Allocated up front, a full tmpfs is an ENOSPC error here.
+fn allocate(file: &File, len: usize) -> io::Result<()> {
+    let n = libc::off_t::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment size overflows off_t"))?;
+    loop {
+        // SAFETY: a plain syscall on a descriptor `file` keeps open for the whole call; it
+        // takes no pointers, so no memory of ours can be touched. It returns the error number
+        // instead of setting errno.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, n) };
+        match rc {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            _ => return Err(io::Error::from_raw_os_error(rc)),
+        }
+    }
+}
+
 /// The single writer of a segment. Holds an exclusive `flock` on the file for its lifetime,
 /// so a second writer fails fast and a dead writer's lock vanishes with its process.
 pub struct ShmSignalWriter {
@@ -406,7 +424,15 @@ impl ShmSignalWriter {
             }
             // Exactly `mode`, whatever the umask or the previous file's permissions were.
             file.set_permissions(fs::Permissions::from_mode(mode))?;
-            file.set_len(len as u64)?;
+            if let Err(e) = allocate(&file, len) {
+                if meta.len() == 0 {
+                    // Ours and never initialised: readers would only find an empty file.
+                    let _ = fs::remove_file(&path);
+                }
+                return Err(io::Error::new(e.kind(), format!(
+                    "{}: cannot reserve {len} bytes ({:.1} MiB, capacity {capacity}): {e}; free space in {SHM_DIR} \
+                     (df {SHM_DIR}) or lower shm.capacity", path.display(), len as f64 / (1 << 20) as f64)));
+            }
             let map = Mapping::new(&file, len, true)?;
             let mut w = Self { map, _file: file, path, mask: capacity as u64 - 1, next_seq: 0, state_version: 0, unlink_on_drop: false,
                                 wake_on_publish: true, wake_pending: false };
@@ -575,266 +601,10 @@ impl Drop for ShmSignalWriter {
     }
 }
 
-/// Why a segment was refused.
-fn refuse(path: &std::path::Path, why: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("shared-memory segment {}: {why}", path.display()))
-}
-
-/// A read-only reader (tests and Rust consumers); `aurum.consumer` is the Python twin.
-pub struct ShmSignalReader {
-    map: Mapping,
-    _file: File,
-    mask: u64,
-    next: u64,
-    epoch: u64,
-    /// Signals lost to laps since open.
-    pub lost: u64,
-}
-
-impl ShmSignalReader {
-    pub fn open(name: &str) -> io::Result<Self> {
-        let path = segment_path(name)?;
-        let file = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("shared-memory segment {}: {e}", path.display())))?;
-        let len = file.metadata()?.len() as usize;
-        if len < RING_OFFSET {
-            return Err(refuse(&path, format!("{len} bytes, too small for the header")));
-        }
-        let map = Mapping::new(&file, len, false)?;
-        if map.atomic(OFF_MAGIC).load(Ordering::Acquire) != u64::from_le_bytes(MAGIC) {
-            return Err(refuse(&path, "bad magic (not an Aurum segment, or being initialised)".into()));
-        }
-        let (ver, hash) = (map.read_u32(OFF_VERSION), map.atomic(OFF_LAYOUT_HASH).load(Ordering::Relaxed));
-        if ver != VERSION || hash != LAYOUT_HASH {
-            return Err(refuse(&path, format!("layout v{ver} hash {hash:#018x}, this reader expects v{VERSION} hash {LAYOUT_HASH:#018x}")));
-        }
-        let cap = map.read_u32(OFF_CAPACITY);
-        if !cap.is_power_of_two() || RING_OFFSET + cap as usize * RECORD_SIZE > len {
-            return Err(refuse(&path, format!("capacity {cap} does not fit the {len}-byte file")));
-        }
-        let epoch = map.atomic(OFF_EPOCH).load(Ordering::Relaxed);
-        let next = map.atomic(OFF_WRITE_SEQ).load(Ordering::Acquire);
-        Ok(Self { map, _file: file, mask: cap as u64 - 1, next, epoch, lost: 0 })
-    }
-
-    /// Reads from the oldest record still in the ring instead of only new ones.
-    pub fn rewind(&mut self) {
-        let w = self.map.atomic(OFF_WRITE_SEQ).load(Ordering::Acquire);
-        self.next = w.saturating_sub(self.mask + 1);
-    }
-
-    pub fn heartbeat_ns(&self) -> u64 {
-        self.map.atomic(OFF_HEARTBEAT).load(Ordering::Acquire)
-    }
-
-    /// Appends up to `max` new signals to `out`; returns how many were lost to laps.
-    pub fn poll(&mut self, out: &mut Vec<SignalRecord>, max: usize) -> u64 {
-        let lost_before = self.lost;
-        if self.map.atomic(OFF_MAGIC).load(Ordering::Acquire) != u64::from_le_bytes(MAGIC) {
-            return 0;
-        }
-        let epoch = self.map.atomic(OFF_EPOCH).load(Ordering::Acquire);
-        let cap = self.mask + 1;
-        let mut w = self.map.atomic(OFF_WRITE_SEQ).load(Ordering::Acquire);
-        if epoch != self.epoch || w < self.next {
-            // A new writer: everything it wrote is new to us.
-            self.epoch = epoch;
-            self.next = 0;
-        }
-        let start = out.len();
-        while self.next < w && out.len() - start < max {
-            // The writer may already be overwriting slot `w - cap`: never expect older.
-            if w - self.next > cap {
-                self.lost += w - cap - self.next;
-                self.next = w - cap;
-            }
-            let seq = self.next;
-            let off = RING_OFFSET + (seq & self.mask) as usize * RECORD_SIZE;
-            let lock = self.map.atomic(off);
-            let l1 = lock.load(Ordering::Acquire);
-            if l1 < 2 * seq + 2 {
-                break; // not there yet (or a reinit zeroed it): next poll sorts it out
-            }
-            // SAFETY: the slot is inside the mapping; volatile because the writer process
-            // may change it concurrently, which the lock re-check below detects.
-            let rec = unsafe { ptr::read_volatile(self.map.base.as_ptr().add(off + 8) as *const SignalRecord) };
-            fence(Ordering::Acquire);
-            let l2 = lock.load(Ordering::Relaxed);
-            self.next = seq + 1;
-            if l1 == 2 * seq + 2 && l2 == l1 {
-                out.push(rec);
-            } else {
-                // Overwritten by a later lap before or while we copied it.
-                self.lost += 1;
-                w = self.map.atomic(OFF_WRITE_SEQ).load(Ordering::Acquire);
-            }
-        }
-        // A reinit during the loop would have changed the epoch: drop what we read.
-        if self.map.atomic(OFF_EPOCH).load(Ordering::Acquire) != self.epoch {
-            out.truncate(start);
-            self.lost = lost_before;
-            return 0;
-        }
-        self.lost - lost_before
-    }
-
-    /// A consistent copy of the state block and its update count, or None if the writer
-    /// kept changing it for `tries` attempts (or has never written it).
-    pub fn state(&self, tries: u32) -> Option<(StateBlock, u64)> {
-        let lock = self.map.atomic(STATE_OFFSET);
-        for _ in 0..tries {
-            let l1 = lock.load(Ordering::Acquire);
-            if l1 == 0 {
-                return None;
-            }
-            if l1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            // SAFETY: the state block is inside the mapping; volatile for the same reason
-            // as in `poll`.
-            let s = unsafe { ptr::read_volatile(self.map.base.as_ptr().add(STATE_OFFSET + 8) as *const StateBlock) };
-            fence(Ordering::Acquire);
-            if lock.load(Ordering::Relaxed) == l1 {
-                return Some((s, l1 / 2));
-            }
-        }
-        None
-    }
-}
+#[path = "shm_reader.rs"]
+mod reader;
+pub use reader::ShmSignalReader;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A unique segment name, removed on drop even if the test fails.
-    struct Seg(String);
-    impl Seg {
-        fn new(tag: &str) -> Self {
-            Self(format!("aurum-rs-test-{}-{tag}", std::process::id()))
-        }
-    }
-    impl Drop for Seg {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(segment_path(&self.0).unwrap());
-        }
-    }
-
-    fn rec_for(seq: u64) -> SignalRecord {
-        let mut r = SignalRecord { ts_ns: seq * 3 + 1, instrument_id: seq as u32 ^ 0x55, action: (seq % 3) as u8, entry: seq as i64 * 7, direction: seq as f64 * 0.5, ..Default::default() };
-        r.pillar_conf = [seq as f32; 5];
-        r.set_reason(&format!("r{seq}"));
-        r
-    }
-
-    fn check(r: &SignalRecord) -> bool {
-        let want = rec_for(r.seq);
-        r.crc32 == r.compute_crc() && r.ts_ns == want.ts_ns && r.instrument_id == want.instrument_id && r.entry == want.entry && r.direction == want.direction && r.pillar_conf == want.pillar_conf && r.reason == want.reason
-    }
-
-    #[test]
-    fn shm_hashes_are_stable() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(LAYOUT_HASH, 0);
-    }
-
-    #[test]
-    fn shm_round_trip_state_and_mode() {
-        let seg = Seg::new("rt");
-        let mut w = ShmSignalWriter::create(&seg.0, 16, 0o640).unwrap();
-        let mode = fs::metadata(w.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        let mut rd = ShmSignalReader::open(&seg.0).unwrap();
-        assert!(rd.state(10).is_none(), "never written");
-        for s in 0..3 {
-            assert_eq!(w.publish(&rec_for(s)), s);
-        }
-        let mut st = StateBlock { last: 4100 * PRICE_SCALE, feed_state: FEED_LIVE, zone_count: 1, ..Default::default() };
-        st.zones[0] = Zone { price: 4099 * PRICE_SCALE, side: b'B', strength: 0.5, ..Default::default() };
-        w.update_state(&st);
-        let mut out = Vec::new();
-        assert_eq!(rd.poll(&mut out, usize::MAX), 0);
-        assert_eq!(out.len(), 3);
-        assert!(out.iter().all(check));
-        assert_eq!(out[2].reason_str(), "r2");
-        let (got, version) = rd.state(10).unwrap();
-        assert_eq!((got.last, got.zones[0].side, got.zone_count, version), (st.last, b'B', 1, 1));
-        assert_eq!(got.crc32, got.compute_crc());
-    }
-
-    #[test]
-    fn shm_lapped_reader_counts_exactly() {
-        let seg = Seg::new("lap");
-        let mut w = ShmSignalWriter::create(&seg.0, 8, DEFAULT_MODE).unwrap();
-        let mut rd = ShmSignalReader::open(&seg.0).unwrap();
-        for s in 0..21 {
-            w.publish(&rec_for(s));
-        }
-        let mut out = Vec::new();
-        assert_eq!(rd.poll(&mut out, usize::MAX), 13);
-        assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), (13..21).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn shm_single_writer_and_takeover() {
-        let seg = Seg::new("own");
-        let mut w = ShmSignalWriter::create(&seg.0, 8, DEFAULT_MODE).unwrap();
-        let err = ShmSignalWriter::create(&seg.0, 8, DEFAULT_MODE).err().unwrap();
-        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        let mut rd = ShmSignalReader::open(&seg.0).unwrap();
-        for s in 0..5 {
-            w.publish(&rec_for(s));
-        }
-        let mut out = Vec::new();
-        rd.poll(&mut out, usize::MAX);
-        assert_eq!(out.len(), 5);
-        drop(w); // the "dead" writer: its flock is gone, the file stays
-        let mut w2 = ShmSignalWriter::create(&seg.0, 8, DEFAULT_MODE).unwrap();
-        w2.publish(&rec_for(0));
-        out.clear();
-        assert_eq!(rd.poll(&mut out, usize::MAX), 0);
-        assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0], "resynced to the new writer");
-        assert!(ShmSignalWriter::create("a/b", 8, 0o600).is_err());
-        assert!(ShmSignalWriter::create(&seg.0, 12, 0o600).is_err());
-    }
-
-    #[test]
-    fn shm_threaded_stress_never_accepts_torn() {
-        let seg = Seg::new("stress");
-        const N: u64 = 200_000;
-        let mut w = ShmSignalWriter::create(&seg.0, 64, DEFAULT_MODE).unwrap();
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let mut rd = ShmSignalReader::open(&seg.0).unwrap();
-                std::thread::spawn(move || {
-                    let (mut seen, mut last, mut out, mut bad) = (0u64, None, Vec::new(), 0u64);
-                    while seen + rd.lost < N {
-                        out.clear();
-                        rd.poll(&mut out, 256);
-                        for r in &out {
-                            bad += u64::from(!check(r) || last.is_some_and(|l| r.seq <= l));
-                            last = Some(r.seq);
-                        }
-                        seen += out.len() as u64;
-                        let _ = rd.state(100).map(|(s, _)| bad += u64::from(s.crc32 != s.compute_crc()));
-                    }
-                    (seen, rd.lost, bad)
-                })
-            })
-            .collect();
-        let mut st = StateBlock::default();
-        for s in 0..N {
-            w.publish(&rec_for(s));
-            if s % 16 == 0 {
-                st.volume = s;
-                st.last = s as i64;
-                w.update_state(&st);
-            }
-        }
-        for h in readers {
-            let (seen, lost, bad) = h.join().unwrap();
-            assert_eq!(bad, 0);
-            assert_eq!(seen + lost, N);
-        }
-    }
-}
+#[path = "shm_tests.rs"]
+mod tests;

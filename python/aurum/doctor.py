@@ -2,8 +2,9 @@
 
 Checks, in order: the config file, the API key (found, well-formed; shown masked), account
 access through the official ``databento`` Historical client (the dataset list must hold
-GLBX.MDP3), the live gateway (TCP connect and its greeting line), and the shared-memory
-directory and segment permissions. Exit status 0 when every check passes, 1 otherwise.
+GLBX.MDP3), the live gateway (TCP connect and its greeting line), the shared-memory
+directory and segment permissions, and whether its filesystem has room for the segment
+``shm.capacity`` asks for. Exit status 0 when every check passes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from aurum.apikey import ApiKey, ApiKeyError, load_key
 from aurum.config import Config, ConfigError, load_config
+from aurum.consumer import RECORD_SIZE, RING_OFFSET, SHM_DIR
 
 Check = tuple[bool, str]
 
@@ -80,6 +82,34 @@ def check_shm(cfg: Config) -> Check:
     return True, f"shared memory: {seg} exists with mode {mode:04o}"
 
 
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def check_shm_space(cfg: Config) -> Check:
+    """The writer reserves the whole segment when it starts; a tmpfs too small for it (Docker's
+    /dev/shm is 64 MiB by default) makes the daemon refuse to start."""
+    d = Path(SHM_DIR)
+    need = RING_OFFSET + cfg.shm.capacity * RECORD_SIZE
+    try:
+        vfs = os.statvfs(d)
+    except OSError as e:
+        return False, f"shared memory space: cannot read the free space of {d} ({e.strerror or e})"
+    free = vfs.f_bavail * vfs.f_frsize
+    have = 0
+    try:
+        st = (d / cfg.shm.name).stat()
+        if st.st_size == need:  # a restart re-initialises it in place: that space is already ours
+            have = min(need, st.st_blocks * 512)
+    except OSError:
+        pass
+    text = (f"shared memory space: {d} has {_mib(free)} free, the segment needs {_mib(need)} "
+            f"(shm.capacity {cfg.shm.capacity})" + (f", {_mib(have)} of it already allocated" if have else ""))
+    if need - have > free:
+        return False, f"{text}; enlarge {d} (docker --shm-size) or lower shm.capacity"
+    return True, text
+
+
 def run_checks(config: str | None, historical: str | None, timeout: float,
                out: Callable[[str], object] = print) -> bool:
     ok_all = True
@@ -107,6 +137,7 @@ def run_checks(config: str | None, historical: str | None, timeout: float,
         say(check_account(key, historical, timeout))
     say(check_gateway(cfg.feed.gateway, cfg.feed.port, timeout))
     say(check_shm(cfg))
+    say(check_shm_space(cfg))
     return ok_all
 
 
@@ -121,4 +152,4 @@ def main(argv: list[str] | None = None) -> int:
     return run(ap.parse_args(["doctor", *(sys.argv[1:] if argv is None else argv)]))
 
 
-__all__ = ["add_parser", "check_account", "check_gateway", "check_shm", "run", "run_checks"]
+__all__ = ["add_parser", "check_account", "check_gateway", "check_shm", "check_shm_space", "run", "run_checks"]
