@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import socket
+from decimal import Decimal
 import timeit
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -208,12 +209,51 @@ def test_bad_state_values_default_and_are_counted(fed: Any, serve: Serve) -> Non
     assert val(s, "aurum_records_total", rtype="mbo") == 50_000
     s = parse(get(url))
     assert val(s, "aurum_feed_state", state="down") == 1
-    assert val(s, "aurum_reconnects_total") == 0 and val(s, "aurum_gaps_total") == 0
+    # A malformed count has no sample at all: a 0 would read as a counter reset.
+    assert not any(n in ("aurum_reconnects_total", "aurum_gaps_total") for n, _ in s)
     assert val(s, "aurum_signals_total", action="buy") == 2
     assert not any(n.startswith(("aurum_gateway_to_signal", "aurum_socket_to_processed")) for n, _ in s)
     for part in ("feed_state", "reconnects", "gaps", "signals", "latency.gateway_to_signal",
                  "latency.socket_to_processed"):
         assert val(s, "aurum_metrics_errors_total", part=part) == 1, part
+
+
+def test_a_failing_provider_leaves_daemon_samples_out_instead_of_resetting_counters(fed: Any, serve: Serve) -> None:
+    calls = {"n": 0}
+
+    def provider() -> Mapping[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("transient")
+        return FULL_STATE
+
+    _, url = serve(fed, provider)
+    daemon_series = ("aurum_decode_errors_total", "aurum_reconnects_total", "aurum_gaps_total",
+                     "aurum_readers_lapped_total", "aurum_feed_gap_seconds_total", "aurum_signals_total",
+                     "aurum_feed_state", "aurum_feed_source", "aurum_heartbeat_age_seconds",
+                     "aurum_gateway_to_signal_seconds_bucket")
+    first, failed, after = (parse(get(url)) for _ in range(3))
+    assert val(first, "aurum_reconnects_total") == val(after, "aurum_reconnects_total") == 2
+    assert val(first, "aurum_signals_total", action="buy") == val(after, "aurum_signals_total", action="buy") == 3
+    assert not [n for n, _ in failed if n in daemon_series], "a failed scrape must not export daemon values"
+    assert val(failed, "aurum_records_total", rtype="mbo") == 50_000  # the pipeline's own are intact
+    assert val(failed, "aurum_metrics_errors_total", part="state_provider") == 1
+    assert val(after, "aurum_decode_errors_total") == val(first, "aurum_decode_errors_total") == 1
+
+
+def test_latency_bucket_bounds_are_exact_decimals() -> None:
+    p = _native.Pipeline()
+    p.observe_signal_latency(1_000_000, 1_250_000)
+    text = scrape(make_registry(p, lambda: {"latency": p.latency()})).decode()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    les = [s.labels["le"] for s in fams["aurum_gateway_to_signal_seconds"].samples if s.name.endswith("_bucket")]
+    assert les[-1] == "+Inf" and len(les) > 5
+    for le in les[:-1]:
+        # The label is the shortest repr of the bound: a whole number of nanoseconds in
+        # plain decimal (le="1e-06"), not float noise (le="1.0000000000000002e-06").
+        ns = Decimal(le) * 10**9
+        assert ns == ns.to_integral_value() and len(le) <= 6, le
+    assert les[:3] == ["1e-06", "2e-06", "5e-06"]
 
 
 def test_histograms_cumulative_and_end_with_inf(fed: Any, serve: Serve) -> None:

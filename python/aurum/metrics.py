@@ -77,8 +77,12 @@ HistogramData = tuple[Sequence[float], Sequence[float], float]
 
 class DaemonState(TypedDict, total=False):
     """What ``state_provider()`` returns: a snapshot of daemon-owned values. Every key is
-    optional; a missing key takes the default named here, a malformed one counts in
-    ``aurum_metrics_errors_total{part}`` and takes the default too.
+    optional; a missing key takes the default named here. A malformed one counts in
+    ``aurum_metrics_errors_total{part}`` and takes the default too, except the monotonic
+    counts (``reconnects`` ... ``gap_seconds``, ``signals``), whose sample is left out of that
+    scrape instead: a 0 would read as a counter reset, and ``increase()`` would count the whole
+    total again. When ``state_provider()`` itself fails, every daemon-state sample is left out
+    of the scrape (counted as ``part="state_provider"``); the pipeline's own are still there.
 
     - ``feed_state``: one of FEED_STATES (default ``"down"``).
     - ``source``: one of SOURCES, or None (default: no source, every ``feed_source`` is 0).
@@ -177,31 +181,34 @@ class AurumCollector(Collector):
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _error(self, part: str, why: str) -> None:
+    def _error(self, part: str, why: str, action: str = "using the default") -> None:
         with self._lock:
             self._errors[part] = self._errors.get(part, 0) + 1
-        log.warning("metrics: bad %s in daemon state (%s); using the default", part, why)
+        log.warning("metrics: bad %s in daemon state (%s); %s", part, why, action)
 
-    def _count(self, state: Mapping[str, Any], key: str) -> float:
+    def _count(self, state: Mapping[str, Any], key: str) -> float | None:
+        """A monotonic count, or None (no sample) when malformed: a 0 would be a reset."""
         v = state.get(key, 0)
         try:
             f = float(v)
         except (TypeError, ValueError):
             f = math.nan
         if not math.isfinite(f) or f < 0:
-            self._error(key, f"expected a non-negative number, got {type(v).__name__}")
-            return 0.0
+            self._error(key, f"expected a non-negative number, got {type(v).__name__}", "leaving its sample out")
+            return None
         return f
 
-    def _state(self) -> Mapping[str, Any]:
+    def _state(self) -> Mapping[str, Any] | None:
+        """The provider's snapshot, or None when it failed (no daemon-state samples then)."""
         try:
             state = self._state_provider()
         except Exception as e:  # the pipeline's metrics matter more than a broken provider
-            self._error("state_provider", type(e).__name__)
-            return {}
+            self._error("state_provider", type(e).__name__, "leaving every daemon-state sample out of this scrape")
+            return None
         if not isinstance(state, Mapping):
-            self._error("state_provider", f"returned {type(state).__name__}")
-            return {}
+            self._error("state_provider", f"returned {type(state).__name__}",
+                        "leaving every daemon-state sample out of this scrape")
+            return None
         return state
 
     # -- collection --------------------------------------------------------------------------
@@ -209,7 +216,8 @@ class AurumCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         p = self.pipeline
         stats = p.stats()
-        state = self._state()
+        got = self._state()
+        state: Mapping[str, Any] = {} if got is None else got
 
         by_rtype: dict[int, int] = {rt: 0 for rt in BASELINE_RTYPES}
         by_rtype.update(stats["records_by_rtype"])
@@ -243,15 +251,15 @@ class AurumCollector(Collector):
             ("readers_lapped_total", "readers_lapped", "Records lost by ring readers that were lapped."),
             ("feed_gap_seconds_total", "gap_seconds", "Seconds the feed was disconnected before streaming again."),
         ):
-            yield CounterMetricFamily(PREFIX + name, doc, value=self._count(state, key))
+            yield CounterMetricFamily(PREFIX + name, doc, value=None if got is None else self._count(state, key))
         yield GaugeMetricFamily(PREFIX + "pipeline_failed", "1 while the pipeline refuses input after a "
                                 "decode error (until reset_stream).", value=0 if p.failed is None else 1)
 
         yield self._engine_events(p)
-        yield self._signals(state)
+        yield self._signals(got)
         yield from self._decision(state)
         yield self._zones_active(p)
-        yield from self._feed(state)
+        yield from self._feed(got)
         yield self._rings(p, state)
         yield self._engine_active(p)
         for key, doc in LATENCIES.items():
@@ -273,21 +281,25 @@ class AurumCollector(Collector):
             m.add_metric([label], p.table(name).capacity if kind == "table" else p.ring_written(name))
         return m
 
-    def _signals(self, state: Mapping[str, Any]) -> Metric:
-        counts = {a: 0.0 for a in ACTIONS}
+    def _signals(self, state: Mapping[str, Any] | None) -> Metric:
+        m = CounterMetricFamily(PREFIX + "signals_total", "Signals published, by action.", labels=["action"])
+        if state is None:
+            return m
+        counts: dict[str, float | None] = {a: 0.0 for a in ACTIONS}
         raw = state.get("signals", {})
         if not isinstance(raw, Mapping):
-            self._error("signals", f"expected a mapping, got {type(raw).__name__}")
-            raw = {}
+            self._error("signals", f"expected a mapping, got {type(raw).__name__}", "leaving its samples out")
+            return m
         for action, n in raw.items():
             a = str(action).lower()
             if a not in counts:
                 self._error("signals", "unknown action")  # not echoed: it could be anything
                 continue
-            counts[a] += self._count({"signals": n}, "signals")
-        m = CounterMetricFamily(PREFIX + "signals_total", "Signals published, by action.", labels=["action"])
-        for a, n in counts.items():
-            m.add_metric([a], n)
+            c, have = self._count({"signals": n}, "signals"), counts[a]
+            counts[a] = None if c is None or have is None else have + c
+        for a, total in counts.items():
+            if total is not None:
+                m.add_metric([a], total)
         return m
 
     def _decision(self, state: Mapping[str, Any]) -> Iterator[Metric]:
@@ -336,35 +348,37 @@ class AurumCollector(Collector):
             m.add_metric([kind], int((live == code).sum()))
         return m
 
-    def _feed(self, state: Mapping[str, Any]) -> Iterator[Metric]:
-        current = state.get("feed_state", "down")
+    def _feed(self, got: Mapping[str, Any] | None) -> Iterator[Metric]:
+        states = GaugeMetricFamily(PREFIX + "feed_state", "1 for the current feed state.", labels=["state"])
+        sources = GaugeMetricFamily(PREFIX + "feed_source", "1 for the source the feed comes from.",
+                                    labels=["source"])
+        age = GaugeMetricFamily(PREFIX + "heartbeat_age_seconds", "Seconds since the gateway last sent anything.")
+        if got is None:  # unknown this scrape, which is not "down": no samples
+            yield from (states, sources, age)
+            return
+        current = got.get("feed_state", "down")
         if current not in FEED_STATES:
             self._error("feed_state", f"not one of {FEED_STATES}")
             current = "down"
-        m = GaugeMetricFamily(PREFIX + "feed_state", "1 for the current feed state.", labels=["state"])
         for s in FEED_STATES:
-            m.add_metric([s], 1 if s == current else 0)
-        yield m
+            states.add_metric([s], 1 if s == current else 0)
+        yield states
 
-        source = state.get("source")
+        source = got.get("source")
         if source is not None and source not in SOURCES:
             self._error("source", f"not one of {SOURCES}")
             source = None
-        m = GaugeMetricFamily(PREFIX + "feed_source", "1 for the source the feed comes from.",
-                              labels=["source"])
         for s in SOURCES:
-            m.add_metric([s], 1 if s == source else 0)
-        yield m
+            sources.add_metric([s], 1 if s == source else 0)
+        yield sources
 
-        m = GaugeMetricFamily(PREFIX + "heartbeat_age_seconds", "Seconds since the gateway last sent "
-                              "anything.")
-        last = state.get("last_heartbeat_ns")
+        last = got.get("last_heartbeat_ns")
         if last is not None:
             if isinstance(last, (int, float)) and math.isfinite(last) and last > 0:
-                m.add_metric([], max(0.0, (self._clock_ns() - last) / 1e9))
+                age.add_metric([], max(0.0, (self._clock_ns() - last) / 1e9))
             else:
                 self._error("last_heartbeat_ns", "expected wall-clock ns")
-        yield m
+        yield age
 
     def _rings(self, p: _native.Pipeline, state: Mapping[str, Any]) -> Metric:
         m = GaugeMetricFamily(PREFIX + "ring_occupancy", "Fraction of ring slots ever filled: "

@@ -143,10 +143,12 @@ impl PyPipeline {
     /// shape `aurum.metrics` exports (counts has one more entry than bounds: +Inf).
     fn latency<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        let bounds: Vec<f64> = crate::latency::BOUNDS_NS.iter().map(|&b| b as f64 * 1e-9).collect();
+        // Divided, not multiplied by 1e-9: `b / 1e9` is the double nearest the decimal bound, so
+        // Prometheus shows le="1e-06", not le="1.0000000000000002e-06".
+        let bounds: Vec<f64> = crate::latency::BOUNDS_NS.iter().map(|&b| b as f64 / 1e9).collect();
         let l = &self.inner.state.latency;
         for (name, h) in [("socket_to_processed", &l.socket_to_processed), ("gateway_to_signal", &l.gateway_to_signal)] {
-            d.set_item(name, (bounds.clone(), h.cumulative().to_vec(), h.sum_ns() as f64 * 1e-9))?;
+            d.set_item(name, (bounds.clone(), h.cumulative().to_vec(), h.sum_ns() as f64 / 1e9))?;
         }
         Ok(d)
     }
