@@ -160,6 +160,14 @@ static inline uint32_t aurum_shm_crc32(const void *data, size_t n) {
 
 static inline uint64_t aurum_shm_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
+/* 1 once the writer has published the header (magic is stored last, with release); 0 while
+ * it (re)initialises the segment, when nothing in it is meaningful yet. */
+static inline int aurum_shm_ready(const struct aurum_shm_header *h) {
+    typedef uint64_t __attribute__((may_alias)) aurum_shm_word; /* magic is a char[8] */
+    uint64_t m = __atomic_load_n((const aurum_shm_word *)(const void *)h->magic, __ATOMIC_ACQUIRE);
+    return __builtin_memcmp(&m, AURUM_SHM_MAGIC, 8) == 0;
+}
+
 /* Copies signal `seq` out of the ring. Returns 1 on success, 0 if it is not published yet,
  * -1 if it is gone (overwritten by a later lap, possibly while we copied it). */
 static inline int aurum_shm_read_signal(const uint8_t *base, uint32_t capacity, uint64_t seq,

@@ -5,7 +5,10 @@
  *   ./aurum_shm_reader [NAME] [--count N] [--from-start] [--state] [--timeout-ms MS]
  *
  * One line per signal ("seq=... crc=ok ..."), then "lost=N". Exit 0 on success, 2 if the
- * segment is missing or has another layout, 3 on timeout before N signals.
+ * segment is missing or has another layout, 3 on timeout before N signals. A writer restart
+ * that re-initialises the segment in place (same size: a new epoch) is followed from the new
+ * writer's signal 0, with "resync epoch=E" on stderr; one that needs another size replaces
+ * the file, which this reader does not reopen (aurum.consumer does).
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* syscall(), for the futex wait in aurum_shm.h */
@@ -46,6 +49,9 @@ static void print_state(const struct aurum_shm_state *st) {
 }
 
 int main(int argc, char **argv) {
+    /* Each signal as it arrives, even into a pipe: a consumer reading our stdout must not
+     * wait for a full stdio buffer (or our exit) to see one. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *name = AURUM_SHM_DEFAULT_NAME;
     long count = -1, timeout_ms = 5000;
     int from_start = 0, want_state = 0;
@@ -95,14 +101,27 @@ int main(int argc, char **argv) {
         print_state(&st);
         return 0;
     }
+    uint64_t epoch = aurum_shm_load(&h->epoch);
     uint64_t w = aurum_shm_load(&h->write_seq);
     uint64_t next = from_start ? (w > cap ? w - cap : 0) : w, lost = 0;
     long seen = 0;
     double deadline = ms_now() + timeout_ms;
     while (count < 0 || seen < count) {
         uint32_t word = aurum_shm_notify_word(h); /* before the check: no publish can slip by */
-        w = aurum_shm_load(&h->write_seq);
-        if (next >= w) {
+        int ready = aurum_shm_ready(h);
+        if (ready) {
+            uint64_t e = aurum_shm_load(&h->epoch);
+            w = aurum_shm_load(&h->write_seq);
+            if (e != epoch || w < next) {
+                /* A new writer took the segment over: everything it wrote is new to us. Its
+                 * epoch changes even when its write_seq has already passed our position. */
+                epoch = e;
+                next = 0;
+                fprintf(stderr, "aurum_shm_reader: writer restarted (pid %" PRIu32 "); resync epoch=%" PRIu64 "\n",
+                        h->writer_pid, epoch);
+            }
+        }
+        if (!ready || next >= w) {
             double left = deadline - ms_now();
             if (left <= 0) break;
             aurum_shm_wait(h, word, (long)((left < 100 ? left : 100) * 1e6));
@@ -115,6 +134,9 @@ int main(int argc, char **argv) {
         struct aurum_shm_signal s;
         int r = aurum_shm_read_signal(base, cap, next, &s);
         if (r == 0) continue;
+        /* A re-initialisation since the epoch check zeroes the ring: what we copied may be
+         * the old writer's. The next round resyncs instead. */
+        if (!aurum_shm_ready(h) || aurum_shm_load(&h->epoch) != epoch) continue;
         next++;
         if (r < 0) { lost++; continue; }
         print_signal(&s);

@@ -147,6 +147,16 @@ class LayoutMismatch(ShmError):
     pass
 
 
+class SegmentNotReady(ShmError):
+    """A writer is creating or re-initialising the segment (its magic is not published yet):
+    not an error, try again shortly."""
+
+
+class StateBusy(ShmError):
+    """The state block's lock stayed odd for the whole read: a writer descheduled mid-update,
+    or one killed mid-update (then its heartbeat goes stale too). The previous state stands."""
+
+
 def segment_path(name: str) -> str:
     if not name or "/" in name or "\0" in name or name.startswith(".") or len(name) > 255:
         raise ValueError(f"shared-memory segment name {name!r} must be a plain file name (no '/', not starting with '.')")
@@ -200,15 +210,19 @@ class ShmReader:
     overwrote the slot mid-copy; included in ``lost``), ``resets`` (writer restarts seen).
     """
 
-    def __init__(self, name: str = DEFAULT_NAME, *, from_start: bool = False, verify_crc: bool | None = None) -> None:
+    def __init__(self, name: str = DEFAULT_NAME, *, from_start: bool = False, verify_crc: bool | None = None,
+                 ready_timeout: float = 0.5) -> None:
+        """``ready_timeout``: how long to wait for a writer that is still initialising the
+        segment before raising ``SegmentNotReady``; 0 on an event loop."""
         self.name = name
         self.path = segment_path(name)
         if verify_crc is None:
             verify_crc = platform.machine().lower() not in ("x86_64", "amd64")
         self.verify_crc = verify_crc
         self.lost = self.torn = self.corrupt = self.resets = 0
+        self._pending_reopen = False
         self._mm: mmap.mmap | None = None
-        self._open()
+        self._open(ready_timeout)
         w = self._u64(OFF_WRITE_SEQ)
         self._next = max(0, w - self.capacity) if from_start else w
         self._next_inode_check = time.monotonic() + 1.0
@@ -216,7 +230,7 @@ class ShmReader:
 
     # -- segment ----------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, ready_timeout: float = 0.0) -> None:
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -226,27 +240,43 @@ class ShmReader:
             raise ShmError(f"shared-memory segment {self.name!r} ({self.path}): permission denied "
                            "(the writer creates it 0600 unless configured otherwise)") from None
         try:
-            st = os.fstat(fd)
-            if st.st_size < RING_OFFSET:
-                raise LayoutMismatch(f"shared-memory segment {self.name!r}: {st.st_size} bytes, too small for an Aurum segment")
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                # Read before mapping: a new writer's file is empty, then allocated in one
+                # step, then zeroed; magic comes last. Neither state is worth an mmap.
+                st = os.fstat(fd)
+                head = os.pread(fd, 8, 0) if st.st_size >= RING_OFFSET else b""
+                if head == MAGIC:
+                    break
+                if 0 < st.st_size < RING_OFFSET:
+                    raise LayoutMismatch(f"shared-memory segment {self.name!r}: {st.st_size} bytes, "
+                                         "too small for an Aurum segment")
+                # Zero, or magic being stored (any byte still 0): a writer at work.
+                if any(b not in (0, m) for b, m in zip(head, MAGIC)):
+                    raise LayoutMismatch(f"shared-memory segment {self.name!r}: bad magic {head!r}, "
+                                         "not an Aurum segment")
+                if time.monotonic() >= deadline:
+                    raise SegmentNotReady(f"shared-memory segment {self.name!r} has no magic yet: a writer is "
+                                          "initialising it")
+                time.sleep(0.005)
             mm = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)  # the mapping keeps its own reference
-        self._check_header(mm, st.st_size)
+        try:
+            self._check_header(mm, st.st_size)
+        except BaseException:
+            mm.close()
+            raise
         if self._mm is not None:
             self._mm.close()
         self._mm, self._inode = mm, st.st_ino
         self._notify_addr: int | None = None  # of this mapping; found on the first wait()
 
     def _check_header(self, mm: mmap.mmap, size: int) -> None:
-        # A writer (re)initialising publishes magic last: give it a moment.
-        deadline = time.monotonic() + 0.5
-        while mm[:8] != MAGIC and time.monotonic() < deadline:
-            time.sleep(0.005)
         (magic, version, _hsize, lhash, capacity, record_size, state_off, state_size, ring_off, pid,
          total, epoch) = _HEADER.unpack_from(mm, 0)
-        if magic != MAGIC:
-            raise LayoutMismatch(f"shared-memory segment {self.name!r}: bad magic {magic!r}, not an Aurum segment")
+        if magic != MAGIC:  # cleared again since _open looked: another writer started
+            raise SegmentNotReady(f"shared-memory segment {self.name!r} is being initialised by a new writer")
         if version != VERSION or lhash != LAYOUT_HASH:
             raise LayoutMismatch(
                 f"shared-memory segment {self.name!r}: layout v{version} hash {lhash:#018x}, but this reader "
@@ -266,31 +296,57 @@ class ShmReader:
         self.resets += 1
         self._next = 0
         self._epoch = self._u64(OFF_EPOCH)
+        # Published with the epoch, before magic: the new writer's, not the dead one's.
+        self.writer_pid = _HEADER.unpack_from(self._mm, 0)[9]
 
     def _maybe_reopen(self) -> None:
         # A writer that needed another size replaced the file: our mapping is orphaned.
         try:
             ino = os.stat(self.path).st_ino
         except FileNotFoundError:
+            self._pending_reopen = False
             return
         if ino != self._inode:
-            self._open()
+            try:
+                self._open()
+            except SegmentNotReady:
+                # Keep the old mapping (its writer is gone; what it left unread still counts)
+                # and look again on the next call rather than wait here.
+                self._pending_reopen = True
+                self._next_inode_check = 0.0
+                return
+            self._pending_reopen = False
             self._next = 0
             self.resets += 1
 
     # -- reading ----------------------------------------------------------------------------
 
     @property
+    def reinitialising(self) -> bool:
+        """True while a new writer initialises the segment, in place or as the file that
+        replaces it: ``poll`` returns nothing new meanwhile, and picks the writer up by itself."""
+        return self._pending_reopen or self._mm[:8] != MAGIC
+
+    @property
     def written(self) -> int:
         """Signals the writer has published (its write sequence)."""
         return self._u64(OFF_WRITE_SEQ)
 
-    def heartbeat_age_s(self) -> float | None:
+    def heartbeat_age_s(self, signed: bool = False) -> float | None:
+        """Seconds between the writer's last heartbeat and now (None: never written), in
+        either direction: a heartbeat in the future means the wall clock stepped back since
+        it was written, and a live writer (same host, same clock) rewrites it within about a
+        second, so one far in the future is as stale as one far in the past. ``signed``:
+        negative for the future."""
         hb = self._u64(OFF_HEARTBEAT)
-        return None if hb == 0 else max(0.0, (time.time_ns() - hb) / 1e9)
+        if hb == 0:
+            return None
+        age = (time.time_ns() - hb) / 1e9
+        return age if signed else abs(age)
 
     def writer_alive(self, max_age_s: float = 2.0) -> bool:
-        """True if the segment is initialised and the writer's heartbeat is recent."""
+        """True if the segment is initialised and the writer's heartbeat is within
+        ``max_age_s`` of now."""
         age = self.heartbeat_age_s()
         return self._mm[:8] == MAGIC and age is not None and age <= max_age_s
 
@@ -299,7 +355,7 @@ class ShmReader:
         self.poll_inode()
         mm, u64 = self._mm, _U64.unpack_from
         if mm[:8] != MAGIC:
-            return [], 0  # being re-initialised
+            return [], 0  # being re-initialised in place
         epoch = u64(mm, OFF_EPOCH)[0]
         w = u64(mm, OFF_WRITE_SEQ)[0]
         if epoch != self._epoch or w < self._next:
@@ -403,11 +459,16 @@ class ShmReader:
         to spin for a change before paying for ``state()``."""
         return _U64.unpack_from(self._mm, STATE_OFFSET)[0] // 2
 
-    def state(self, tries: int = 100_000) -> dict[str, Any] | None:
-        """A consistent snapshot of the latest-state block, or None if never written."""
+    def state(self, timeout_s: float = 0.005) -> dict[str, Any] | None:
+        """A consistent snapshot of the latest-state block, or None if never written (or
+        being re-initialised). Raises ``StateBusy`` if no consistent copy could be taken
+        within ``timeout_s``: an update takes about a microsecond, so only a writer stopped
+        mid-update holds the lock that long, and a dead one must not stall the caller."""
         mm, u64 = self._mm, _U64.unpack_from
         lo, hi = STATE_OFFSET + 8, STATE_OFFSET + STATE_SIZE
-        for i in range(tries):
+        deadline = None
+        i = 0
+        while True:
             l1 = u64(mm, STATE_OFFSET)[0]
             if l1 == 0:
                 return None
@@ -415,10 +476,19 @@ class ShmReader:
                 payload = mm[lo:hi]
                 if u64(mm, STATE_OFFSET)[0] == l1 and (
                         not self.verify_crc or zlib.crc32(payload[:-4]) == int.from_bytes(payload[-4:], "little")):
-                    return decode_state(payload, l1 // 2)
-            if i % 64 == 63:
+                    # Re-initialisation zeroes the block without its seqlock: magic, cleared
+                    # first, tells whether the copy may be half old and half zeroes.
+                    return decode_state(payload, l1 // 2) if mm[:8] == MAGIC else None
+            i += 1
+            if i % 64 == 0:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + timeout_s
+                elif now >= deadline:
+                    break
                 time.sleep(0)  # let a descheduled writer finish its update
-        raise ShmError(f"shared-memory segment {self.name!r}: state block kept changing for {tries} attempts")
+        raise StateBusy(f"shared-memory segment {self.name!r}: state block locked by its writer for more than "
+                        f"{timeout_s * 1000:g} ms (pid {self.writer_pid} stopped mid-update?)")
 
     def header(self) -> dict[str, Any]:
         f = _HEADER.unpack_from(self._mm, 0)

@@ -5,7 +5,9 @@
     aurum tail --state               # the latest-state block once
     aurum tail --from-start          # first the signals still in the ring
 
-Lost signals (this reader was lapped) are reported on stderr, so stdout stays clean JSON.
+Lost signals (this reader was lapped) and daemon restarts (the segment re-initialised or
+replaced by a new writer, which tail waits for and then follows from its signal 0) are
+reported on stderr, one line each, so stdout stays clean JSON.
 The lead wires ``add_parser``/``run`` into ``aurum.cli``; ``python -m aurum.tail`` runs it
 standalone.
 """
@@ -19,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from aurum.consumer import DEFAULT_NAME, ShmError, ShmReader
+from aurum.consumer import DEFAULT_NAME, SegmentNotReady, ShmError, ShmReader
 
 
 def _count(text: str) -> int:
@@ -88,15 +90,33 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
+def _open(args: argparse.Namespace) -> ShmReader:
+    """The reader, once the segment is initialised: a daemon starting right now is waited for."""
+    waiting = False
+    while True:
+        try:
+            return ShmReader(args.name, from_start=args.from_start)
+        except SegmentNotReady as e:
+            if not waiting:
+                print(f"aurum tail: {e}; waiting", file=sys.stderr)
+                waiting = True
+            time.sleep(0.1)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        reader = ShmReader(args.name, from_start=args.from_start)
+        reader = _open(args)
     except (ShmError, ValueError) as e:
         print(f"aurum tail: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     try:
         with reader:
             return _run(reader, args)
+    except ShmError as e:  # e.g. the daemon came back as another Aurum version
+        print(f"aurum tail: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -118,9 +138,13 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
             return 1
         _emit(json.dumps(st) if args.json else format_state(st))
         return 0
-    printed, stale_warned = 0, False
+    printed, stale_warned, waiting, resets = 0, False, False, reader.resets
     while True:
         batch, lost = reader.poll(None if args.count is None else args.count - printed)
+        if reader.resets != resets:
+            resets, waiting, stale_warned = reader.resets, False, False
+            print(f"aurum tail: the daemon restarted (writer pid {reader.writer_pid}, capacity {reader.capacity}); "
+                  "following it from its signal 0", file=sys.stderr)
         if lost:
             print(f"aurum tail: lost {lost} signals (reader lapped; total {reader.lost})", file=sys.stderr)
         for s in batch:
@@ -129,6 +153,13 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
         if args.count is not None and printed >= args.count:
             return 0
         if not batch:
+            if reader.reinitialising:
+                if not waiting:
+                    print(f"aurum tail: a new daemon is initialising segment {args.name!r}; waiting", file=sys.stderr)
+                waiting = True
+                # Its first publication wakes the new mapping, not the one we wait on.
+                time.sleep(min(args.interval, 0.05))
+                continue
             alive = reader.writer_alive(args.max_age)
             if not alive and not stale_warned:
                 print(f"aurum tail: warning: writer heartbeat older than {args.max_age:g} s", file=sys.stderr)

@@ -7,8 +7,10 @@ reads are a few microseconds of mmap access, so nothing is handed to a thread po
 Availability, decided on every ``refresh``:
 - no segment file -> ``segment_missing``; an unusable one (layout, permissions) ->
   ``segment_unusable``. The reader is reopened at most every ``reopen_every_s``.
-- a writer heartbeat older than ``stale_after_s`` (the daemon refreshes it about every
-  second) -> ``daemon_down``. Data endpoints then answer 503 rather than serve old data.
+- a writer heartbeat further than ``stale_after_s`` from now (the daemon refreshes it about
+  every second; a heartbeat in the future means the clock stepped back), a segment a new
+  daemon is still initialising, or a state block left locked by a writer that died
+  mid-update -> ``daemon_down``. Data endpoints then answer 503 rather than serve old data.
 - a daemon restart is followed: the same-size segment re-initialised in place (a new epoch,
   the reader resynchronises) or a new file (a new inode, the reader reopens); the signal
   buffer then starts again from the new daemon's signal 0.
@@ -23,10 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aurum.api import views
-from aurum.consumer import MAGIC, LayoutMismatch, ShmError, ShmReader, segment_path
+from aurum.consumer import SegmentNotReady, ShmError, ShmReader, StateBusy, segment_path
 
 # The buffer mirrors the ring, up to this many signals (a ring may hold 2**20).
 MAX_BUFFER = 8192
+# Longest a refresh waits for the state block's seqlock: an update takes about a microsecond,
+# so this only runs out on a writer stopped mid-update, which must not stall the event loop.
+STATE_TIMEOUT_S = 0.002
 
 
 class Unavailable(Exception):
@@ -89,15 +94,14 @@ class ShmHub:
         if now < self._next_open:
             return
         try:
-            with open(self.path, "rb") as f:
-                magic = f.read(8)
-            if magic != MAGIC:
-                # ShmReader would sleep up to 0.5 s for a writer mid-initialisation: not on
-                # the event loop. Try again on a later refresh instead.
-                raise LayoutMismatch(f"shared-memory segment {self.name!r} is not initialised (yet)")
-            r = ShmReader(self.name, from_start=True)
+            # Never wait for a writer mid-initialisation on the event loop: the next refresh
+            # looks again.
+            r = ShmReader(self.name, from_start=True, ready_timeout=0)
         except FileNotFoundError:
             self._down = Unavailable("segment_missing", self._missing_text(), self.name)
+            return
+        except SegmentNotReady as e:
+            self._down = Unavailable("daemon_down", f"{e}; waiting for the daemon to start", self.name)
             return
         except (ShmError, OSError, ValueError) as e:
             self._next_open = now + self.reopen_every_s
@@ -131,8 +135,13 @@ class ShmHub:
                 self._seen_resets = r.resets
                 self._new_buffer()
                 self.head = 0
-            state = r.state()
-            hb = r.heartbeat_age_s()
+            hb = r.heartbeat_age_s(signed=True)
+            state = self.state
+            if hb is not None and abs(hb) <= self.stale_after_s:  # a dead writer's state is not served
+                try:
+                    state = r.state(STATE_TIMEOUT_S)
+                except StateBusy:
+                    pass  # keep the last copy: a live writer finishes its update by the next refresh
         except (ShmError, OSError, ValueError) as e:
             self._drop_reader()
             self._down = Unavailable("segment_unusable", str(e), self.name)
@@ -146,11 +155,15 @@ class ShmHub:
         if batch:
             self.head = batch[-1]["seq"] + 1
         self.state = state
-        if hb is None or hb > self.stale_after_s:
-            seen = "never" if hb is None else f"{hb:.1f} s ago"
+        if r.reinitialising:
+            self._down = Unavailable("daemon_down", f"a new daemon is initialising {self.name!r}; waiting for it",
+                                     self.name)
+        elif hb is None or abs(hb) > self.stale_after_s:
+            seen = "never" if hb is None else f"{hb:.1f} s ago" if hb > 0 else \
+                f"{-hb:.1f} s in the future (the clock stepped back)"
             self._down = Unavailable(
                 "daemon_down", f"the daemon writing {self.name!r} (pid {r.writer_pid}) is not running: last heartbeat "
-                f"{seen}, more than {self.stale_after_s:g} s", self.name, None if hb is None else round(hb, 3))
+                f"{seen}, more than {self.stale_after_s:g} s", self.name, None if hb is None else round(abs(hb), 3))
         else:
             self._down = None
         self._announce_status()
