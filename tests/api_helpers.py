@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urljoin
 
 AURUM = [sys.executable, "-m", "aurum.cli"]
 
@@ -25,6 +26,22 @@ def fake_token() -> str:
 def fake_db_key() -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     return "db-" + "".join(secrets.choice(alphabet) for _ in range(29))
+
+
+LOCAL_URL = "http://127.0.0.1:8000"
+
+
+def local_client(app, **kw):  # type: ignore[no-untyped-def]
+    """FastAPI's TestClient addressing the API as a local client does (``Host: 127.0.0.1:8000``,
+    WebSockets included): its default ``testserver`` is not a name the API answers."""
+    from fastapi.testclient import TestClient
+
+    class LocalClient(TestClient):
+        def websocket_connect(self, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+            # TestClient joins WebSocket paths to ws://testserver whatever base_url says.
+            return super().websocket_connect(urljoin(LOCAL_URL.replace("http", "ws", 1), url), *args, **kwargs)
+
+    return LocalClient(app, base_url=LOCAL_URL, **kw)
 
 
 def shm_name() -> str:

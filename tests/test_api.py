@@ -11,7 +11,6 @@ import os
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from aurum.api import auth, models, views
@@ -19,7 +18,7 @@ from aurum.api.app import create_app
 from aurum.api.hub import ShmHub
 from aurum.api.stream import Fanout
 from aurum.config import ConfigError, load_config
-from api_helpers import fake_token, shm_name, unlink_shm, wait_for
+from api_helpers import LOCAL_URL, fake_token, local_client, shm_name, unlink_shm, wait_for
 
 _native = pytest.importorskip("aurum._native")
 Writer = _native.ShmSignalWriter
@@ -51,7 +50,7 @@ def live_state(w, **kw) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_endpoints_serve_the_segment(name):
-    with Writer(name, capacity=16) as w, TestClient(create_app(name)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name)) as c:
         publish(w, 2)
         live_state(w)
         m = c.get("/api/v1/market").json()
@@ -77,7 +76,7 @@ def test_endpoints_serve_the_segment(name):
 
 
 def test_no_market_price_means_the_midpoint_and_a_degraded_feed_is_stale(name):
-    with Writer(name, capacity=16) as w, TestClient(create_app(name)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name)) as c:
         w.update_state(bid=4100.0, ask=4100.2, source="yahoo", feed_state="recovering")
         m = c.get("/api/v1/market").json()
         assert m["last"] is None and m["price"] == pytest.approx(4100.1)
@@ -87,7 +86,7 @@ def test_no_market_price_means_the_midpoint_and_a_degraded_feed_is_stale(name):
 
 
 def test_signals_since_and_limit(name):
-    with Writer(name, capacity=16) as w, TestClient(create_app(name)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name)) as c:
         for i in range(10):
             w.publish(action="SELL", reason=f"r{i}")
         page = c.get("/api/v1/signals", params={"since": 3, "limit": 4}).json()
@@ -102,7 +101,7 @@ def test_signals_since_and_limit(name):
 
 def test_a_lapped_reader_reports_what_it_missed(name):
     # An hour between poller ticks and no wake-ups: only requests read the ring, so the laps are exact.
-    with Writer(name, capacity=16) as w, TestClient(create_app(name, poll_interval_s=3600, wake_on_publish=False)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name, poll_interval_s=3600, wake_on_publish=False)) as c:
         for _ in range(40):
             w.publish()
         page = c.get("/api/v1/signals", params={"since": 0, "limit": 1000}).json()
@@ -115,7 +114,7 @@ def test_a_lapped_reader_reports_what_it_missed(name):
 
 
 def test_missing_segment_is_a_503_naming_it_until_the_daemon_starts(name):
-    with TestClient(create_app(name)) as c:
+    with local_client(create_app(name)) as c:
         for path in DATA:
             r = c.get(path)
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
@@ -129,7 +128,7 @@ def test_missing_segment_is_a_503_naming_it_until_the_daemon_starts(name):
 
 
 def test_a_dead_daemon_is_a_503_with_its_heartbeat_age(name):
-    with Writer(name, capacity=16) as w, TestClient(create_app(name, stale_after_s=5)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name, stale_after_s=5)) as c:
         live_state(w)
         w.heartbeat(time.time_ns() - 60 * 10**9)
         for path in DATA:
@@ -144,7 +143,7 @@ def test_a_dead_daemon_is_a_503_with_its_heartbeat_age(name):
 def test_the_reader_follows_a_daemon_restart(name, new_capacity):
     """Same size: the segment is re-initialised in place (new epoch). Another size: a new
     file (new inode), which the reader notices within about a second."""
-    with TestClient(create_app(name)) as c:
+    with local_client(create_app(name)) as c:
         w = Writer(name, capacity=16)
         publish(w, 5)
         live_state(w)
@@ -168,7 +167,7 @@ def test_the_reader_follows_a_daemon_restart(name, new_capacity):
 
 def test_the_token_guards_every_endpoint_and_the_stream(name):
     tok = fake_token()
-    with Writer(name, capacity=16) as w, TestClient(create_app(name, token=tok)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name, token=tok)) as c:
         live_state(w)
         for path in DATA:
             for headers in ({}, {"Authorization": f"Bearer {tok}x"}, {"Authorization": f"Basic {tok}"}):
@@ -190,12 +189,12 @@ def test_the_token_guards_every_endpoint_and_the_stream(name):
 
 
 def test_a_page_of_another_origin_cannot_open_the_stream(name):
-    with Writer(name, capacity=16), TestClient(create_app(name)) as c:
+    with Writer(name, capacity=16), local_client(create_app(name)) as c:
         with pytest.raises(WebSocketDisconnect) as e:
             with c.websocket_connect("/api/v1/stream", headers={"Origin": "http://evil.example"}) as ws:
                 ws.receive_json()
         assert e.value.code == 4403
-        with c.websocket_connect("/api/v1/stream", headers={"Origin": "http://testserver"},
+        with c.websocket_connect("/api/v1/stream", headers={"Origin": LOCAL_URL},
                                  subprotocols=["aurum.v1"]) as ws:
             assert ws.accepted_subprotocol == "aurum.v1" and ws.receive_json()["type"] == "status"
 
@@ -208,7 +207,7 @@ def _next_of(ws, kind: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_the_stream_pushes_signals_market_and_zone_changes(name):
-    with Writer(name, capacity=16) as w, TestClient(create_app(name, poll_interval_s=0.01)) as c:
+    with Writer(name, capacity=16) as w, local_client(create_app(name, poll_interval_s=0.01)) as c:
         live_state(w, zones=[])
         publish(w, 3)
         with c.websocket_connect("/api/v1/stream") as ws:
@@ -239,7 +238,7 @@ def test_the_stream_is_woken_by_each_publication_not_the_timer(name):
     # segment's notify futex, which the writer bumps at each publication.
     app = create_app(name, poll_interval_s=3600)
     fanout = app.state.fanout
-    with Writer(name, capacity=16) as w, TestClient(app) as c:
+    with Writer(name, capacity=16) as w, local_client(app) as c:
         live_state(w)
         waiter = fanout.waiter
         assert waiter is not None and waiter.ready.wait(10)
@@ -260,7 +259,7 @@ def test_the_stream_is_woken_by_each_publication_not_the_timer(name):
 def test_one_poller_serialises_each_event_once_for_every_client(name):
     app = create_app(name, poll_interval_s=0.01)
     fanout = app.state.fanout
-    with Writer(name, capacity=16) as w, TestClient(app) as c:
+    with Writer(name, capacity=16) as w, local_client(app) as c:
         live_state(w)
         clients = [c.websocket_connect("/api/v1/stream").__enter__() for _ in range(3)]
         try:
@@ -320,6 +319,22 @@ def test_views_pass_new_signal_fields_through_and_never_emit_nan():
     assert models.Signal.model_validate(v).model_dump()["ts_out"] == 12345
 
 
+@pytest.mark.parametrize("reason,cut", [
+    ("a" * 108 + "; σ-cut-here", True),     # 'σ' (2 bytes) straddles byte 111: 110 bytes kept
+    ("a" * 107 + "; 𝄞 cut", True),          # a 4-byte character at byte 109: 108 bytes kept
+    ("b" * 120, True),                      # ASCII: cut at exactly 111 bytes
+    ("c" * 107, False),                     # fits, with room for any character after it
+    ("veto: stale data; qmo: bar delta +39", False),
+])
+def test_reason_truncated_sees_a_cut_at_a_character_boundary(name, reason, cut):
+    with Writer(name, capacity=16) as w, local_client(create_app(name)) as c:
+        live_state(w)
+        w.publish(action="BUY", reason=reason)
+        got = c.get("/api/v1/signal").json()["signal"]
+    assert reason.startswith(got["reason"]) and (got["reason"] != reason) == cut
+    assert got["reason_truncated"] is cut
+
+
 def test_zone_codes_agree_with_the_engines():
     from aurum import engines
 
@@ -338,7 +353,7 @@ def test_the_log_filter_redacts_the_token():
 
 
 def test_the_status_page_is_self_contained(name):
-    with TestClient(create_app(name)) as c:
+    with local_client(create_app(name)) as c:
         r = c.get("/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "connect-src 'self'" in r.headers["content-security-policy"]

@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from aurum.api.app import create_app
-from api_helpers import fake_token, shm_name, unlink_shm
+from api_helpers import LOCAL_URL, fake_token, local_client, shm_name, unlink_shm
 
 _native = pytest.importorskip("aurum._native")
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
@@ -29,12 +29,21 @@ SEGMENT = shm_name()
 # daemon down halfway through the run, so their threshold is an hour. The schemas are loaded
 # at import (schemathesis' lazy from_fixture does not run under this pytest), which only reads
 # /openapi.json: no segment is needed until the first case.
-open_api = schemathesis.openapi.from_asgi("/openapi.json", create_app(SEGMENT, stale_after_s=3600))
+# Every request says Host 127.0.0.1:8000, as a local client's would: schemathesis' own
+# "testserver" is not a name the API answers.
+LOCAL = {"base-url": LOCAL_URL}
+
+
+def load(app, **config):  # type: ignore[no-untyped-def]
+    return schemathesis.openapi.from_asgi("/openapi.json", app, headers={"Host": LOCAL_URL.split("//")[1]},
+                                          config=schemathesis.Config.from_dict({**LOCAL, **config}))
+
+
+open_api = load(create_app(SEGMENT, stale_after_s=3600))
 # schemathesis sends the token itself, and leaves it out where a case is about its absence.
-token_api = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(SEGMENT, token=TOKEN, stale_after_s=3600),
-    config=schemathesis.Config.from_dict({"auth": {"openapi": {"bearer": {"bearer": TOKEN}}}}))
-down_api = schemathesis.openapi.from_asgi("/openapi.json", create_app(shm_name()))
+token_api = load(create_app(SEGMENT, token=TOKEN, stale_after_s=3600),
+                 auth={"openapi": {"bearer": {"bearer": TOKEN}}})
+down_api = load(create_app(shm_name()))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,12 +86,10 @@ def test_missing_segment_answers_the_documented_503(case):
 
 
 def test_openapi_declares_the_bearer_scheme_only_when_a_token_is_set(segment):
-    from fastapi.testclient import TestClient
-
-    with TestClient(create_app(segment)) as c:
+    with local_client(create_app(segment)) as c:
         doc = c.get("/openapi.json").json()
     assert "securitySchemes" not in doc.get("components", {})
-    with TestClient(create_app(segment, token=TOKEN)) as c:
+    with local_client(create_app(segment, token=TOKEN)) as c:
         doc = c.get("/openapi.json").json()
         assert c.get("/openapi.json").status_code == 200  # the contract itself is public
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from aurum.api import auth, models, stream
 from aurum.api.hub import ShmHub, Unavailable
@@ -42,7 +43,11 @@ def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
 
 
 def create_app(shm_name: str, *, token: str | None = None, stale_after_s: float = 5.0,
-               poll_interval_s: float = 0.05, ws_queue: int = 256, wake_on_publish: bool = True) -> FastAPI:
+               poll_interval_s: float = 0.05, ws_queue: int = 256, wake_on_publish: bool = True,
+               allowed_hosts: Sequence[str] | None = None) -> FastAPI:
+    """``allowed_hosts``: the ``Host`` names answered (``auth.trusted_hosts``); None = the
+    loopback names only. Anything else gets 400, WebSocket handshakes included."""
+    hosts = auth.trusted_hosts() if allowed_hosts is None else auth.trusted_hosts(None, allowed_hosts)
     hub = ShmHub(shm_name, stale_after_s=stale_after_s)
     fanout = stream.Fanout(hub, poll_interval_s=poll_interval_s, queue_size=ws_queue, wake_on_publish=wake_on_publish)
     page = (STATIC / "index.html").read_bytes()
@@ -68,6 +73,8 @@ def create_app(shm_name: str, *, token: str | None = None, stale_after_s: float 
                   description="Read-only view of the Aurum daemon's shared-memory output "
                               f"(/dev/shm/{shm_name}): market, zones, signals, health, and a WebSocket stream.")
     app.state.hub, app.state.fanout = hub, fanout
+    # Before routing, so neither a route nor the stream runs for a rebound name.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_req: Request, exc: Unavailable) -> Response:

@@ -1,5 +1,9 @@
-"""The optional bearer token (``api.token`` / ``$AURUM_API_TOKEN``), the WebSocket origin
-check, and the log filter that keeps the token out of every log line.
+"""The optional bearer token (``api.token`` / ``$AURUM_API_TOKEN``), the Host allowlist, the
+WebSocket origin check, and the log filter that keeps the token out of every log line.
+
+Host: a page on an attacker's name that later resolves to 127.0.0.1 (DNS rebinding) reaches
+this server with its own name in ``Host`` and a matching ``Origin``, so an origin check alone
+passes it. Only the names in ``trusted_hosts`` are answered (400 otherwise).
 
 HTTP: ``Authorization: Bearer <token>``. WebSocket, where browsers cannot set headers: the
 subprotocol ``bearer.<token>`` next to ``aurum.v1`` (the status page does this), or
@@ -10,8 +14,10 @@ subprotocol ``bearer.<token>`` next to ``aurum.v1`` (the status page does this),
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +27,9 @@ from starlette.websockets import WebSocket
 
 SUBPROTOCOL = "aurum.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
+# Answered whatever the config says; IPv6 literals as they appear in a Host header.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
 
 
 class Unauthorized(Exception):
@@ -58,9 +67,47 @@ def ws_authorized(ws: WebSocket, token: str) -> bool:
     return matches(ws.query_params.get("token"), token)
 
 
+def _host_pattern(name: str) -> str:
+    """One allowlist entry as Starlette's TrustedHostMiddleware compares it: lower case, IPv6
+    in brackets, no port (any port is accepted)."""
+    n = name.strip().lower()
+    if n == "*":
+        return n
+    bare = n[1:-1] if n.startswith("[") and n.endswith("]") else n
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(n) or len(n) > 253:
+            raise ValueError(f"api.allowed_hosts: {name!r} is not a host name or IP address "
+                             "(no scheme, port or path; '*.example.com' for a domain, '*' for any)") from None
+        return n
+    return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+
+
+def trusted_hosts(bind_host: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The ``Host`` names the API answers: the loopback names, the address it binds (unless a
+    wildcard such as 0.0.0.0, which no client puts in Host) and ``extra`` (``api.allowed_hosts``:
+    the names clients reach it by). Raises ValueError on an entry that is not a host name."""
+    hosts = list(LOOPBACK_HOSTS)
+    names = list(extra)
+    if bind_host:
+        try:
+            wildcard = ipaddress.ip_address(bind_host.strip("[]")).is_unspecified
+        except ValueError:
+            wildcard = False
+        if not wildcard:
+            names.insert(0, bind_host)
+    for n in names:
+        p = _host_pattern(n)
+        if p not in hosts:
+            hosts.append(p)
+    return hosts
+
+
 def same_origin(ws: WebSocket) -> bool:
     """Browsers always send Origin on a WebSocket; other clients usually do not. A browser
-    page may only connect from this server's own origin (host and port)."""
+    page may only connect from this server's own origin (host and port). Meaningful only
+    because Host is one of ``trusted_hosts`` (checked before any route runs)."""
     origin = ws.headers.get("origin")
     if origin is None:
         return True

@@ -70,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from aurum.api.app import create_app
 
     try:
+        # getattr: api.allowed_hosts is new in the config; an older one has no such key.
+        hosts = auth.trusted_hosts(host, getattr(a, "allowed_hosts", None) or ())
         app = create_app(shm_name, token=a.token, stale_after_s=a.stale_after_s, poll_interval_s=a.poll_interval_s,
-                         ws_queue=a.ws_queue, wake_on_publish=a.wake_on_publish)
-    except ValueError as e:  # a bad segment name
+                         ws_queue=a.ws_queue, wake_on_publish=a.wake_on_publish, allowed_hosts=hosts)
+    except ValueError as e:  # a bad segment name or allowed host
         print(f"aurum api: {e}", file=sys.stderr)
         return 2
     try:
@@ -88,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(host) and a.token is None:
         log.warning("listening on %s without a token: anyone who can reach it can read the signals "
                     "(set AURUM_API_TOKEN)", host)
+    if not _is_loopback(host):
+        log.info("answering requests for Host %s only (api.allowed_hosts adds the names clients use)",
+                 ", ".join(hosts))
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
     print(f"aurum api: listening on http://{shown}:{bound[1]} (segment /dev/shm/{shm_name}, "

@@ -91,7 +91,8 @@ class Signal(BaseModel):
     pillars: Pillars
     reason: str = Field(description="the reasons as stored (at most 111 bytes)")
     reasons: list[str]
-    reason_truncated: bool = Field(description="the reasons filled the slot, so the last one is probably cut")
+    reason_truncated: bool = Field(description="the reasons filled the slot (up to the 3 bytes a cut at a UTF-8 "
+                                               "character boundary leaves), so the last one is probably cut")
 
 
 class LatestSignal(BaseModel):

@@ -15,7 +15,11 @@ from aurum.api.models import PILLARS
 ZONE_KINDS = {1: "iceberg", 2: "absorption"}
 ZONE_STATES = {1: "active", 2: "held", 3: "broken"}
 ZONE_SIDES = {"B": "bid", "A": "ask"}
-REASON_MAX = 111  # bytes of reason a signal slot holds (layout v2 and v3); a full one was most likely cut
+REASON_MAX = 111  # bytes of reason a signal slot holds (layout v2 and v3)
+# The writer cuts at a UTF-8 character boundary, so a cut reason may end up to 3 bytes short
+# of REASON_MAX (the next character, up to 4 bytes, did not fit). Any reason this long
+# filled the slot, and its last part was most likely cut.
+REASON_FULL = REASON_MAX - 3
 
 # Keys of a decoded signal that are shown differently (or are transport detail).
 _SIGNAL_CONSUMED = {"seq", "ts_ns", "instrument_id", "action", "flags", "veto", "entry", "stop", "targets",
@@ -94,7 +98,7 @@ def signal(s: dict[str, Any], now_ns: int) -> dict[str, Any]:
            "pillars": pillars(s.get("pillar_dir", []), s.get("pillar_conf", [])),
            # The daemon joins its reasons with "; " (veto first).
            "reason": reason, "reasons": [r for r in reason.split("; ") if r],
-           "reason_truncated": len(reason.encode()) >= REASON_MAX}
+           "reason_truncated": len(reason.encode()) >= REASON_FULL}
     for k, v in s.items():
         if k not in _SIGNAL_CONSUMED and k not in out:
             out[k] = v
