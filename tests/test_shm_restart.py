@@ -156,9 +156,8 @@ def test_restart_at_another_capacity_never_blocks_the_hub_or_kills_tail(name):
             time.sleep(0.02)
         assert hub.reader.capacity == BIG and [s["reason"] for s in hub.signals] == ["after restart"]
         assert hub.health(0, 0)["writer_pid"] == b.pid
-        out, _ = tail.communicate(timeout=30)
-        assert tail.returncode == 0
-        assert [json.loads(x)["reason"] for x in out.splitlines()] == ["after restart"]
+        assert tail.wait(timeout=30) == 0  # not communicate(): stderr is the lines_of thread's
+        assert [json.loads(x)["reason"] for x in tail.stdout.read().splitlines()] == ["after restart"]
         assert f"writer pid {b.pid}, capacity {BIG}" in wait_line(err, "restarted")
     finally:
         if tail.poll() is None:

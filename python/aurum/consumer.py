@@ -459,11 +459,13 @@ class ShmReader:
         to spin for a change before paying for ``state()``."""
         return _U64.unpack_from(self._mm, STATE_OFFSET)[0] // 2
 
-    def state(self, timeout_s: float = 0.005) -> dict[str, Any] | None:
+    def state(self, *, timeout_s: float = 0.05) -> dict[str, Any] | None:
         """A consistent snapshot of the latest-state block, or None if never written (or
         being re-initialised). Raises ``StateBusy`` if no consistent copy could be taken
         within ``timeout_s``: an update takes about a microsecond, so only a writer stopped
-        mid-update holds the lock that long, and a dead one must not stall the caller."""
+        mid-update holds the lock that long (preempted: a scheduler slice or two; killed:
+        forever, and a dead writer must not stall the caller). On an event loop, pass a few
+        milliseconds and keep the previous state on ``StateBusy``, as ``aurum.api`` does."""
         mm, u64 = self._mm, _U64.unpack_from
         lo, hi = STATE_OFFSET + 8, STATE_OFFSET + STATE_SIZE
         deadline = None

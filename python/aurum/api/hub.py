@@ -139,7 +139,7 @@ class ShmHub:
             state = self.state
             if hb is not None and abs(hb) <= self.stale_after_s:  # a dead writer's state is not served
                 try:
-                    state = r.state(STATE_TIMEOUT_S)
+                    state = r.state(timeout_s=STATE_TIMEOUT_S)
                 except StateBusy:
                     pass  # keep the last copy: a live writer finishes its update by the next refresh
         except (ShmError, OSError, ValueError) as e:
