@@ -562,6 +562,8 @@ def _raw_session(port: int, key: str, lines: list[str], *, compression: str = "n
     ("schema=mbo|stype_in=raw_symbol|symbols=GCZ6|start=0|snapshot=1|id=1|is_last=1\n", "snapshot"),
     ("schema=mbo|stype_in=isin|symbols=GCZ6|id=1|is_last=1\n", "isin"),
     ("schema=mbo|stype_in=raw_symbol|symbols=GCZ6|start=later|id=1|is_last=1\n", "start"),
+    # Past u64: it used to fail while building the metadata, and the client got no reply at all.
+    ("schema=mbo|stype_in=raw_symbol|symbols=GCZ6|start=18446744073709551616|id=1|is_last=1\n", "2^64"),
 ])
 def test_invalid_subscriptions_close_the_session(gw: GatewayProc, key: str, line: str, text: str) -> None:
     """The official client refuses to send these, so our control classes play the client."""

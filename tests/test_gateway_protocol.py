@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aurum.gateway import faults, records
+from aurum.gateway.assembly import SubscriptionAssembler
 from aurum.gateway.control import (
     AuthRequest, AuthResponse, Challenge, ControlError, Greeting, SessionStart, SubscriptionRequest,
     cram_response, mask_key, parse_client_line, parse_server_line, split_line,
@@ -131,8 +132,10 @@ def test_subscription_lines_from_the_official_client() -> None:
     assert [len(p.symbols) for p in parsed] == [500, 500, 203]
     assert [p.is_last for p in parsed] == [False, False, True]
     assert {p.id for p in parsed} == {3}
-    joined = parsed[0].merged(parsed[1]).merged(parsed[2])
-    assert joined.symbols == tuple(symbols) and joined.is_last
+    asm = SubscriptionAssembler()
+    assert asm.add(parsed[0]) is None and asm.add(parsed[1]) is None and asm.open_ids == [3]
+    joined = asm.add(parsed[2])
+    assert joined is not None and joined.symbols == tuple(symbols) and joined.is_last and asm.open_ids == []
     assert joined.start == 1_700_000_000_000_000_000 and joined.schema == "mbo"
     # ...and ours serialise the way the official client does.
     ours = SubscriptionRequest.batched("mbo", symbols, start=1_700_000_000_000_000_000, id=3)
@@ -265,3 +268,19 @@ def test_symbol_resolution_rules() -> None:
     # A definition's expiration outranks the symbol's month.
     with_defs = SymbolTable({1: Instrument(1, "GCZ9", expiration=10), 3: Instrument(3, "GCJ9", expiration=20)}, jan_2029)
     assert with_defs.resolve("continuous", "GC.c.0") == [1]
+
+
+def test_subscription_lines_join_in_linear_time_within_a_symbol_budget() -> None:
+    """Joining tuples line by line was quadratic (2,000 lines: 7 s on the event loop); a
+    session may name at most MAX_SESSION_SYMBOLS symbols; chunks must agree."""
+    asm = SubscriptionAssembler(max_symbols=2_000 * 50)
+    lines = [SubscriptionRequest("mbo", tuple(f"S{k * 50 + i}" for i in range(50)), "raw_symbol", None, False, 1,
+                                 k == 1_999) for k in range(2_000)]
+    out = [asm.add(ln) for ln in lines]
+    assert out[:-1] == [None] * 1_999 and out[-1] is not None and len(out[-1].symbols) == 100_000
+    with pytest.raises(ControlError, match="more than 100000 symbols in one session"):
+        asm.add(SubscriptionRequest("mbo", ("X",), "raw_symbol", None, False, 2, True))
+    other = SubscriptionAssembler()
+    other.add(SubscriptionRequest("mbo", ("A",), "raw_symbol", None, False, 7, False))
+    with pytest.raises(ControlError, match="chunks of subscription 7 disagree"):
+        other.add(SubscriptionRequest("trades", ("B",), "raw_symbol", None, False, 7, True))

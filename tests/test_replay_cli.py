@@ -88,11 +88,16 @@ def test_malformed_file_names_file_and_offset_and_keeps_what_it_read(es_real: Pa
     (["replay", "/nonexistent/x.dbn"], "no such file: /nonexistent/x.dbn"),
     (["replay", "x.dbn", "--speed", "fast"], "--speed was 'fast'"),
     (["replay", "x.dbn", "--bar-interval", "abc"], "duration was 'abc'"),
+    # These ended in tracebacks (exit 1), the last one only after the whole replay.
+    (["replay", "x.dbn", "--bar-interval", "inf"], "duration was 'inf'"),
+    (["replay", "x.dbn", "--bar-interval", "1e30s"], "duration was '1e30s'"),
+    (["replay", "x.dbn", "--tick-bars", "99999999999"], "--tick-bars must be 0..4294967295"),
+    (["replay", "x.dbn", "--report", "/nonexistent/dir/r.json"], "--report: no such directory: /nonexistent/dir"),
 ])
 def test_bad_arguments_give_one_clear_error(args, message) -> None:
     res = aurum(*args)
     assert res.returncode == 2
-    assert message in res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
 
 
 def test_parse_speed() -> None:

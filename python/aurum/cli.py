@@ -25,8 +25,8 @@ def _duration_ns(text: str) -> int:
         v = float(num)
     except ValueError:
         raise argparse.ArgumentTypeError(f"duration was {text!r}, expected e.g. 60s, 5m, 1h") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"duration was {text!r}, expected a positive value")
+    if not (0 <= v * mult < 1 << 63):  # NaN and inf fail here too
+        raise argparse.ArgumentTypeError(f"duration was {text!r}, expected a positive value under ~292 years")
     return int(v * mult)
 
 
@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_replay(args: argparse.Namespace) -> int:
     from aurum.replay import ReplayOptions, Replayer, print_summary
 
+    if not (0 <= args.tick_bars < 1 << 32 and 0 <= args.volume_bars < 1 << 63):
+        print("aurum replay: --tick-bars must be 0..4294967295 and --volume-bars 0..2^63-1", file=sys.stderr)
+        return 2
+    if args.report is not None and not args.report.parent.is_dir():
+        # Checked before the replay, not after it: a typo must not cost a whole run.
+        print(f"aurum replay: --report: no such directory: {args.report.parent}", file=sys.stderr)
+        return 2
     paths = list(args.paths)
     if args.sample:
         from aurum.sample import sample_session
@@ -87,9 +94,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         print(f"aurum replay: no such file: {missing[0]}", file=sys.stderr)
-        return 2
-    if args.tick_bars < 0 or args.volume_bars < 0:
-        print("aurum replay: --tick-bars and --volume-bars must be >= 0", file=sys.stderr)
         return 2
     opts = ReplayOptions(
         speed=args.speed,
@@ -107,7 +111,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(result.report)
     if args.report is not None:
-        args.report.write_bytes(orjson.dumps(result.report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        try:
+            args.report.write_bytes(orjson.dumps(result.report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        except OSError as e:
+            print(f"aurum replay: --report {args.report}: {e.strerror or e}", file=sys.stderr)
+            return 1
     for f in result.files:
         if f.error:
             print(f"aurum replay: {f.error}", file=sys.stderr)

@@ -258,7 +258,8 @@ class AuthRequest:
 
     @property
     def bucket(self) -> str:
-        return self.auth.rpartition("-")[2]
+        # The hash is hex (no '-'); the bucket, a key's last 5 characters, may contain one.
+        return self.auth.partition("-")[2]
 
     def verify(self, challenge: str, key: str) -> bool:
         """True if ``auth`` answers ``challenge`` with ``key`` (constant-time compare)."""
@@ -314,8 +315,8 @@ class SubscriptionRequest:
         if len(symbols) > SYMBOL_BATCH:
             raise ControlError(f"subscription line has {len(symbols)} symbols, at most {SYMBOL_BATCH} allowed")
         start = _int(fields, "start")
-        if start is not None and start < 0:
-            raise ControlError(f"start was {start}, expected UNIX nanoseconds >= 0")
+        if start is not None and not 0 <= start < 1 << 64:
+            raise ControlError(f"start was {start}, expected UNIX nanoseconds in 0..2^64-1")
         return cls(
             schema=_required(fields, "schema", "subscription"),
             symbols=symbols,
@@ -339,13 +340,6 @@ class SubscriptionRequest:
             cls(schema, chunk, stype_in, start, snapshot, id, i == len(chunks) - 1)
             for i, chunk in enumerate(chunks)
         ]
-
-    def merged(self, other: SubscriptionRequest) -> SubscriptionRequest:
-        """This chunk joined with the next chunk of the same subscription id."""
-        return SubscriptionRequest(
-            self.schema, self.symbols + other.symbols, self.stype_in, self.start, self.snapshot,
-            self.id, other.is_last, {**self.extra, **other.extra},
-        )
 
     def to_line(self) -> str:
         return join_line([

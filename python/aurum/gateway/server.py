@@ -18,19 +18,19 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aurum.gateway import records as R
+from aurum.gateway.assembly import SubscriptionAssembler
 from aurum.gateway.control import (
     AuthRequest, AuthResponse, Challenge, ControlError, Greeting, SessionStart, SubscriptionRequest,
     mask_key, parse_client_line,
 )
 from aurum.gateway.faults import Fault, FaultPlan
+from aurum.gateway.keys import GatewayError, KeyStore
 from aurum.gateway.sources import (
     BatchKind, RecordBatch, Source, Subscription, SymbolTable, resolve_subscription, subscription_mask,
     validate_subscription,
@@ -45,58 +45,8 @@ DEFAULT_HEARTBEAT_S = 30
 HEARTBEAT_RANGE = (1, 1800)  # the docs say 5..1800; 1 is allowed so tests can be quick
 
 
-class GatewayError(Exception):
-    """A start-up problem, reported as one line."""
-
-
 class _Close(Exception):
     """End the session now; whatever had to be sent has been sent."""
-
-
-class KeyStore:
-    """API keys by bucket (their last 5 characters), as the CRAM check looks them up."""
-
-    def __init__(self, keys: Iterable[str] = ()) -> None:
-        self._buckets: dict[str, list[str]] = {}
-        for key in keys:
-            self.add(key)
-
-    @classmethod
-    def load(cls, key_file: Path | None, env_value: str | None) -> KeyStore:
-        keys: list[str] = []
-        if key_file is not None:
-            try:
-                text = Path(key_file).read_text()
-            except OSError as e:
-                raise GatewayError(f"cannot read key file {key_file}: {e.strerror}") from None
-            keys += [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-        if env_value:
-            keys += [k.strip() for k in env_value.split(",") if k.strip()]
-        return cls(keys)
-
-    def add(self, key: str) -> None:
-        key = key.strip()
-        if len(key) < 6 or any(c in key for c in "|=\n "):
-            raise ValueError(f"API key {mask_key(key)} is malformed (too short or has separators)")
-        bucket = self._buckets.setdefault(key[-5:], [])
-        if key not in bucket:
-            bucket.append(key)
-
-    def remove(self, key: str) -> bool:
-        bucket = self._buckets.get(key.strip()[-5:], [])
-        if key.strip() in bucket:
-            bucket.remove(key.strip())
-            return True
-        return False
-
-    def match(self, challenge: str, request: AuthRequest) -> str | None:
-        for key in self._buckets.get(request.bucket, []):
-            if request.verify(challenge, key):
-                return key
-        return None
-
-    def __len__(self) -> int:
-        return sum(map(len, self._buckets.values()))
 
 
 @dataclass
@@ -160,7 +110,9 @@ class Gateway:
     # - admin control (stdin lines) -
 
     def admin(self, line: str) -> str:
-        cmd, _, arg = line.strip().partition(" ")
+        # Any whitespace separates the command from its argument: a key after a tab must
+        # never come back in an "unknown command" echo.
+        cmd, arg = (line.split(None, 1) + ["", ""])[:2]
         arg = arg.strip()
         try:
             if cmd == "ping":
@@ -204,6 +156,7 @@ class Session:
         self.peer = writer.get_extra_info("peername")
         self.auth: AuthRequest | None = None
         self.subs: list[Subscription] = []
+        self._assembler = SubscriptionAssembler()  # before and after start_session: one symbol budget
         self.symbols = SymbolTable(gateway.source.instruments(), gateway.source.clock())
         self.heartbeat_s = DEFAULT_HEARTBEAT_S
         self.clock_ts = gateway.source.clock()  # data time, the ts_event of gateway records
@@ -320,16 +273,17 @@ class Session:
     async def _read_subscriptions(self) -> list[SubscriptionRequest] | None:
         """Subscription lines until start_session; chunks of one id are joined until is_last."""
         done: list[SubscriptionRequest] = []
-        open_chunks: dict[int | None, SubscriptionRequest] = {}
-        while True:
+        for n in itertools.count(1):
             line = await self._readline(None)
+            if n % 64 == 0:
+                await asyncio.sleep(0)  # buffered lines never yield: let other sessions run
             try:
                 msg = parse_client_line(line)
             except ControlError as e:
                 await self._invalid(f"Invalid subscription request: {e}")
             if isinstance(msg, SessionStart):
-                if open_chunks:
-                    await self._invalid(f"subscription {next(iter(open_chunks))} never got is_last=1")
+                if self._assembler.open_ids:
+                    await self._invalid(f"subscription {self._assembler.open_ids[0]} never got is_last=1")
                 return done
             if not isinstance(msg, SubscriptionRequest):
                 await self._invalid("unexpected authentication request after authentication")
@@ -337,15 +291,13 @@ class Session:
             reason = validate_subscription(msg)
             if reason is not None:
                 await self._invalid(f"Invalid subscription request {msg.id}: {reason}")
-            prev = open_chunks.pop(msg.id, None)
-            if prev is not None:
-                if (prev.schema, prev.stype_in, prev.start, prev.snapshot) != (msg.schema, msg.stype_in, msg.start, msg.snapshot):
-                    await self._invalid(f"chunks of subscription {msg.id} disagree on schema, stype_in, start or snapshot")
-                msg = prev.merged(msg)
-            if msg.is_last:
-                done.append(msg)
-            else:
-                open_chunks[msg.id] = msg
+            try:
+                whole = self._assembler.add(msg)
+            except ControlError as e:
+                await self._invalid(f"Invalid subscription request {msg.id}: {e}")
+            if whole is not None:
+                done.append(whole)
+        raise AssertionError("unreachable")
 
     async def _invalid(self, error: str) -> None:
         """INVALID_SUBSCRIPTION (code 5) is fatal: header (if not sent yet), ErrorMsg, close."""
@@ -418,10 +370,17 @@ class Session:
 
     async def _control_after_start(self) -> None:
         """Lines after start_session: more (real-time) subscriptions, or the client leaving."""
-        open_chunks: dict[int | None, SubscriptionRequest] = {}
         try:
             while True:
-                line = await self.reader.readline()
+                try:
+                    line = await self.reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):  # a line over MAX_LINE_BYTES
+                    log.warning("session %d: control line over %d bytes after start_session", self.id, MAX_LINE_BYTES)
+                    await self._send_gateway(R.error_msg(
+                        5, f"Invalid subscription request: control line over {MAX_LINE_BYTES} bytes", self.clock_ts))
+                    self.abort()
+                    return
+                await asyncio.sleep(0)  # buffered lines never yield: the stream goes on meanwhile
                 if not line:
                     self._closed = True
                     self.writer.transport.close()
@@ -435,16 +394,15 @@ class Session:
                         reason = "start and snapshot are not supported after start_session on this gateway"
                     if reason is not None:
                         raise ControlError(reason)
+                    whole = self._assembler.add(msg)
                 except ControlError as e:
+                    log.info("session %d: invalid subscription after start: %s", self.id, e)
                     await self._send_gateway(R.error_msg(5, f"Invalid subscription request: {e}", self.clock_ts))
                     self.abort()
                     return
-                prev = open_chunks.pop(msg.id, None)
-                if prev is not None:
-                    msg = prev.merged(msg)
-                if not msg.is_last:
-                    open_chunks[msg.id] = msg
+                if whole is None:
                     continue
+                msg = whole
                 # The filter takes the subscription only after its mappings have gone out, so
                 # no record precedes its mapping.
                 sub = resolve_subscription(self.symbols, msg)
