@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aurum import _native
+from aurum.rings import TRADE_DTYPE
 
 PX = 2_400_000_000_000
 TICK = 100_000_000
@@ -262,3 +263,9 @@ def test_huge_depth_and_ring_sizes_are_bounded() -> None:
     assert len(bids) == 5 and asks == []
     with pytest.raises(ValueError, match="trade_capacity was"):
         _native.Pipeline(trade_capacity=1 << 40)
+    # The bound holds for what is allocated, a power of two: 22,369,621 rows (1 GiB / 48 bytes)
+    # would round up to 2^25 rows, 1.5 GiB.
+    with pytest.raises(ValueError, match=r"trade_capacity was 22369621, expected 1\.\.=(\d+)") as err:
+        _native.Pipeline(trade_capacity=22_369_621)
+    top = int(str(err.value).rsplit("=", 1)[1])
+    assert top & (top - 1) == 0 and top * TRADE_DTYPE.itemsize <= 1 << 30 < 2 * top * TRADE_DTYPE.itemsize

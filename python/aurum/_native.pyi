@@ -308,7 +308,7 @@ class ShmSignalWriter:
         ``ts_ns`` (default now), ``instrument_id``, ``action`` (0/1/2 or "FLAT"/"BUY"/"SELL"),
         ``flags`` (u8), ``veto`` (u16), ``entry``, ``stop``, ``targets`` (up to 3),
         ``direction``, ``confidence``, ``pillar_dir``/``pillar_conf`` (up to 5 floats),
-        ``reason`` (UTF-8, truncated to 119 bytes). ``seq``/``crc32`` are ignored, so a
+        ``reason`` (UTF-8, truncated at a character boundary to at most 111 bytes). ``seq``/``crc32`` are ignored, so a
         reader's dict can be re-published. Also refreshes the heartbeat."""
     def update_state(self, mapping: dict[str, Any] | None = None, /, **fields: Any) -> None:
         """Updates the latest-state block; fields not given keep their previous value.

@@ -64,14 +64,16 @@ impl PyPipeline {
             engine_conf::apply(&mut engine_cfg, d)?;
         }
         engine_cfg.validate().map_err(|e| PyValueError::new_err(format!("engine config {e}")))?;
-        // Rings are allocated and touched up front: bound each to 1 GiB.
+        // Rings are allocated and touched up front: bound each to 1 GiB, as allocated, that is
+        // after rounding up to a power of two (checking before let 1.3x the bound through).
         const MAX_BYTES: usize = 1 << 30;
         for (name, v, size) in [
             ("trade_capacity", trade_capacity, std::mem::size_of::<TradeRec>()),
             ("top_capacity", top_capacity, std::mem::size_of::<TopRec>()),
             ("bar_capacity", bar_capacity, std::mem::size_of::<BarRec>()),
         ] {
-            let max = MAX_BYTES / size;
+            let fit = MAX_BYTES / size;
+            let max = 1usize << (usize::BITS - 1 - fit.leading_zeros()); // the largest power of two <= fit
             if v == 0 || v > max {
                 return Err(PyValueError::new_err(format!("{name} was {v}, expected 1..={max}")));
             }
