@@ -70,6 +70,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("[signals]\nweights = {qmo = -1.0, imo = 0.5}\n", {}, r"signals\.weights must be >= 0"),
     # Permission bits written as a decimal TOML number: 440 would be 0o670 (group-writable).
     ("[shm]\nmode = 440\n", {}, r"a\.toml: shm\.mode was written as the decimal number 440 \(= 0o670\)"),
+    ("[api]\nallowed_hosts = ['http://aurum.internal:8000']\n", {}, r"a\.toml: api\.allowed_hosts: 'http://aurum"),
+    ("", {"AURUM_API_ALLOWED_HOSTS": "ok.internal,bad/path"}, r"\$AURUM_API_ALLOWED_HOSTS: api\.allowed_hosts: 'bad/path'"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
     p = tmp_path / "a.toml"
@@ -121,3 +123,12 @@ def test_octal_mode_spellings_and_the_unused_retry_key(tmp_path: Path) -> None:
     cfg = load_config(p, environ={})
     assert len(cfg.warnings) == 1 and "fallback.retry_databento_s is not used" in cfg.warnings[0]
     assert load_config(EXAMPLE, environ={}).warnings == []
+
+
+def test_api_allowed_hosts_from_file_and_environment(tmp_path: Path) -> None:
+    p = tmp_path / "a.toml"
+    p.write_text("[api]\nallowed_hosts = ['aurum.internal', '*.desk.example']\n")
+    assert load_config(p, environ={}).api.allowed_hosts == ["aurum.internal", "*.desk.example"]
+    cfg = load_config(p, environ={"AURUM_API_ALLOWED_HOSTS": "a.internal, 10.0.0.7"})
+    assert cfg.api.allowed_hosts == ["a.internal", "10.0.0.7"]
+    assert load_config(EXAMPLE, environ={}).api.allowed_hosts == []

@@ -213,3 +213,29 @@ def test_a_bad_config_exits_2_with_one_line_naming_file_and_key(tmp_path: Path) 
     lines = [ln for ln in out.stderr.splitlines() if "ERROR" in ln]
     assert len(lines) == 1 and str(bad) in lines[0] and "feed.backoff_initial_s" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_a_metrics_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
+    import secrets
+    import string
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        name = f"aurum-test-{uuid.uuid4().hex[:10]}"
+        cfg = tmp_path / "aurum.toml"
+        cfg.write_text(f'[feed]\ngateway = "127.0.0.1"\nport = 9\n[metrics]\nport = {port}\n[shm]\nname = "{name}"\n'
+                       f'[persistence]\ncheckpoint = "{tmp_path / "m.bin"}"\n')
+        key = "db-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(29))
+        try:
+            out = subprocess.run([sys.executable, "-m", "aurum.cli", "run", "--config", str(cfg)], capture_output=True,
+                                 text=True, timeout=60, env={**os.environ, "DATABENTO_API_KEY": key})
+        finally:
+            Path("/dev/shm", name).unlink(missing_ok=True)
+    assert out.returncode == 1, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and f"metrics endpoint 127.0.0.1:{port}" in errors[0] and "in use" in errors[0]
+    assert "Traceback" not in out.stderr and key not in out.stderr

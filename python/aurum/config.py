@@ -103,6 +103,9 @@ class ApiConfig:
     # not up to poll_interval_s late. Off: the timer alone (reads then happen only on it).
     wake_on_publish: bool = True
     ws_queue: int = 256  # messages buffered per WebSocket client before the oldest are dropped
+    # Host names clients reach the API by, besides the loopback names and `host`: any other
+    # Host header is refused (DNS rebinding). "*.example.com" for a domain, "*" for any.
+    allowed_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -256,6 +259,12 @@ def _validate(cfg: Config) -> None:
         # The token itself is never echoed, not even a wrong one.
         raise ConfigError(f"{at('api.token')}: api.token must be 16-256 characters of A-Z a-z 0-9 . _ ~ - "
                           "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    from aurum.api.hosts import trusted_hosts  # no web stack: hosts.py is plain Python
+
+    try:
+        trusted_hosts(None, cfg.api.allowed_hosts)
+    except ValueError as e:
+        raise ConfigError(f"{at('api.allowed_hosts')}: {e}") from None
     unknown = sorted(set(cfg.signals.weights) - set(PILLARS))
     if unknown:
         raise ConfigError(f"{at('signals.weights')}: signals.weights has {', '.join(unknown)}; "

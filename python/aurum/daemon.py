@@ -482,8 +482,15 @@ def main(config_path: str | None) -> int:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    daemon = Daemon(cfg, key, config_path=config_path)
-    return int(runner(daemon.run()))
+    try:
+        daemon = Daemon(cfg, key, config_path=config_path)
+        return int(runner(daemon.run()))
+    except OSError as e:
+        # The segment (a full /dev/shm, a permission), the metrics port in use, a checkpoint
+        # directory: one line that names it; the traceback only at debug level.
+        log.error("cannot run: %s", e)
+        log.debug("details", exc_info=True)
+        return 1
 
 
 def cli_main() -> int:

@@ -446,7 +446,10 @@ def start_metrics_server(
 ) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` from a daemon thread. Port 0 picks a free port: read it back from
     ``server.server_port``. Stop with ``server.shutdown(); server.server_close()``."""
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as e:
+        raise OSError(e.errno, f"metrics endpoint {host}:{port} (metrics.host/metrics.port): {e.strerror or e}") from None
     log.info("metrics on http://%s:%d/metrics", host, server.server_port)
     return server, thread
 

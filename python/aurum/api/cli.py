@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from aurum.api.app import create_app
 
     try:
-        # getattr: api.allowed_hosts is new in the config; an older one has no such key.
-        hosts = auth.trusted_hosts(host, getattr(a, "allowed_hosts", None) or ())
+        hosts = auth.trusted_hosts(host, a.allowed_hosts)
         app = create_app(shm_name, token=a.token, stale_after_s=a.stale_after_s, poll_interval_s=a.poll_interval_s,
                          ws_queue=a.ws_queue, wake_on_publish=a.wake_on_publish, allowed_hosts=hosts)
     except ValueError as e:  # a bad segment name or allowed host
