@@ -120,3 +120,25 @@ def run_one(port: int, key: str) -> int:
     live.terminate()
     return sum(isinstance(r, dbn.TradeMsg) for r in got)
 
+
+
+def test_a_symbol_too_long_for_dbn_fails_to_resolve_and_the_session_goes_on(gw: GatewayProc, key: str) -> None:
+    """A 90-character (zero-padded) instrument id used to resolve, then break the symbol
+    mapping record: ErrorMsg 6, internal error. Now it is a symbol that does not resolve."""
+    long_id = "0" * 88 + "42"
+    from aurum.gateway.control import AuthRequest, Challenge
+
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(bytes(AuthRequest.for_key(Challenge.parse(f.readline()).cram, key, "GLBX.MDP3", client="aurum-tests")))
+        assert AuthResponse.parse(f.readline()).success
+        s.sendall(f"schema=trades|stype_in=instrument_id|symbols={long_id},42|id=1|is_last=1\nstart_session=0\n".encode())
+        dec, recs = dbn.DBNDecoder(), []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(isinstance(r, dbn.SystemMsg) for r in recs):
+            dec.write(f.read1(1 << 16))
+            recs += dec.decode()
+    errs = [r for r in recs if isinstance(r, dbn.ErrorMsg)]
+    assert [e.code for e in errs] == [dbn.ErrorCode.SYMBOL_RESOLUTION_FAILED] and "longer than 70 bytes" in errs[0].err
+    assert any(isinstance(r, dbn.SymbolMappingMsg) for r in recs)  # the other symbol resolved

@@ -47,6 +47,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PACE_EVERY_S = 0.001  # default: a paced session wakes at most this often to send what is due
 BATCH_BYTES = 256 * 1024  # records per yield: big enough to amortise numpy, small enough to pace
 MONTH_CODES = "FGHJKMNQUVXZ"
+SYMBOL_BYTES = 70  # DBN symbol fields are 71-byte NUL-terminated C strings
 
 
 class BatchKind(enum.Enum):
@@ -182,6 +183,9 @@ class SymbolTable:
         """Instrument ids, or an error text saying why the symbol does not resolve."""
         if symbol == "ALL_SYMBOLS":
             return sorted(self._by_id)
+        if len(symbol.encode()) > SYMBOL_BYTES:
+            # It could not go out in a SymbolMappingMsg (71-byte C strings) anyway.
+            return f"symbol is longer than {SYMBOL_BYTES} bytes"
         if stype_in == "raw_symbol":
             ids = self._by_raw.get(symbol)
             return list(ids) if ids else f"unknown raw symbol {symbol!r}"
