@@ -365,3 +365,26 @@ def test_builder_step_matches_the_original_state_machine(bars: list[tuple], cfg:
             new.position = old.position = got[0]
             new._bars_since_change = old._bars_since_change = 0
         assert (new.position, new._bars_since_change) == (old.position, old._bars_since_change)
+
+
+def test_bars_of_the_wrong_shape_and_oversized_gann_settings_are_refused() -> None:
+    """A 0-d bar array was read through a shape it does not have (a segfault); Gann sizes
+    its C buffers in int, so n_steps = 2^29 wrapped to a 4-slot buffer and wrote past it."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom aurum import _native\nfrom aurum.decision.engine import DecisionEngine\n"
+            "from aurum.rings import BAR_DTYPE\n"
+            "e = DecisionEngine(_native.Pipeline())\n"
+            "for bad in (np.zeros((), BAR_DTYPE), np.zeros((2, 2), BAR_DTYPE)):\n"
+            "    try:\n        e.on_bars(bad)\n    except ValueError as x:\n        print(x)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr  # a crash would be a negative return code
+    assert out.stdout.splitlines() == ["bars must be a 1-d array of bar rows, got 0 dimensions",
+                                       "bars must be a 1-d array of bar rows, got 2 dimensions"]
+    from aurum.kernels.gann import GannEngine
+
+    for kw in ({"n_steps": 2**29}, {"n_pivots": 2**20}):
+        with pytest.raises(ValueError, match="out of range"):
+            GannEngine(1.0, **kw)
+    GannEngine(1.0, n_steps=10_000, n_pivots=4)  # the bound itself is fine

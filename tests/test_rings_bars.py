@@ -241,3 +241,30 @@ def test_kernels_read_ring_columns_without_copies(day) -> None:
     assert bars["high"].base is not None  # a strided view into the ring, not a copy
     atr = wilder_atr(bars["high"], bars["low"], bars["close"], 14)
     assert np.isfinite(atr[-1]) and atr[-1] > 0
+
+
+def test_trades_with_a_null_price_or_an_impossible_time_are_not_prints() -> None:
+    """One trade at UNDEF_PRICE made a bar close at 9.2e9 USD (a tradable signal, an ATR
+    absurd for 150 bars); one stamped past 2^63 ns moved the clock past what the decision
+    layer holds. Both are refused, counted, and reach no ring, bar or clock."""
+    from aurum.feeds.yahoo import stream_header
+
+    t0 = 1_800_000_000_000_000_000
+
+    def trade(ts: int, px: int) -> bytes:
+        return bytes(dbn.TradeMsg(publisher_id=1, instrument_id=7, ts_event=ts, price=px, size=2, action=dbn.Action.TRADE,
+                                  side=dbn.Side.BID, depth=0, ts_recv=ts, flags=0))
+
+    good = [trade(t0 + k * 10_000_000_000, 4_100_000_000_000 + k * 100_000_000) for k in range(13)]
+    data = stream_header() + b"".join(good[:3]) + trade(t0 + 35_000_000_000, dbn.UNDEF_PRICE) \
+        + trade((1 << 63) + 5, 4_100_000_000_000) + b"".join(good[3:])
+    p = _native.Pipeline(bar_interval_ns=MINUTE)
+    p.feed(data)
+    p.flush_bars()
+    st = p.stats()
+    assert st["trades_refused"] == 2 and st["trades"] == len(good)
+    assert p.clock < 1 << 63 and p.clock == t0 + 12 * 10_000_000_000
+    trades = ring_array(p, "trades")[: p.ring_written("trades")]
+    assert len(trades) == len(good) and trades["price"].max() < 4_200_000_000_000
+    bars = ring_array(p, "bars")[: p.ring_written("bars")]
+    assert len(bars) >= 2 and bars["high"].max() < 4_200_000_000_000 and bars["volume"].sum() == 2 * len(good)

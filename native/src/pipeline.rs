@@ -107,7 +107,15 @@ pub struct Counters {
     pub error_count: u64,
     /// Records skipped because their instrument would exceed `max_instruments`.
     pub instruments_refused: u64,
+    /// Trades with the null price (`UNDEF_PRICE`) or a time at or past 2^63 ns (year 2262):
+    /// corrupt, not prints. They reach no ring, bar or engine: one such print made a bar
+    /// close at 9.2e9 USD, a tradable signal, and an ATR that stayed absurd for 150 bars.
+    pub trades_refused: u64,
 }
+
+/// Times at or past this are not real (DBN's null time is `u64::MAX`; signed consumers of
+/// the clock, the decision layer's among them, hold times below 2^63).
+const TS_LIMIT: u64 = 1 << 63;
 
 /// Everything downstream of the decoder.
 pub struct State {
@@ -300,7 +308,7 @@ impl State {
         // Nearly every record of an MBO session is MBO: read once, tested first.
         let mbo = if rt == rtype::MBO { rec.try_get::<MboMsg>().ok() } else { None };
         let ts = hd.ts_event;
-        if ts != u64::MAX && ts > self.clock {
+        if ts < TS_LIMIT && ts > self.clock {
             self.clock = ts;
             if ts >= self.next_bar_end {
                 let before = self.counters.bars_closed;
@@ -465,6 +473,10 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn on_trade(&mut self, i: usize, ts_event: u64, ts_recv: u64, price: i64, size: u32, side: u8, flags: u8, order_id: u64, rt: u8) {
+        if price == UNDEF_PRICE || ts_event >= TS_LIMIT {
+            self.counters.trades_refused += 1;
+            return;
+        }
         let inst = &mut self.instruments[i];
         self.trades.push(TradeRec { ts_event, ts_recv, price, order_id, size, instrument_id: inst.id, side, flags, rtype: rt, _pad: [0; 5] });
         self.counters.trades += 1;

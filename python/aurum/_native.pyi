@@ -205,7 +205,8 @@ class Pipeline:
     def stats(self) -> dict[str, Any]:
         """records_total, records_by_rtype {rtype: count}, unknown_rtypes, bytes_fed,
         mbo_anomalies (unknown-order cancels/modifies, duplicate adds, over-cancels),
-        bars_closed, trades, top_changes, errors (ErrorMsg texts), heartbeats."""
+        bars_closed, trades, top_changes, errors (ErrorMsg texts), heartbeats, instruments_refused,
+        trades_refused (a null price or a time past 2^63 ns: not prints, in no ring, bar or engine)."""
 
     def instruments(self) -> dict[int, str]:
         """instrument_id -> raw symbol, from SymbolMappingMsg records."""

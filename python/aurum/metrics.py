@@ -235,6 +235,7 @@ class AurumCollector(Collector):
             ("bars_closed_total", "bars_closed", "Bars closed."),
             ("top_changes_total", "top_changes", "Top-of-book changes published."),
             ("instruments_refused_total", "instruments_refused", "Records skipped: too many instruments."),
+            ("trades_refused_total", "trades_refused", "Trades skipped: null price or a time past 2^63 ns."),
         ):
             yield CounterMetricFamily(PREFIX + name, doc, value=stats[key])
 

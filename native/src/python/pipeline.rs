@@ -248,6 +248,7 @@ impl PyPipeline {
         d.set_item("heartbeats", c.heartbeats)?;
         d.set_item("error_count", c.error_count)?;
         d.set_item("instruments_refused", c.instruments_refused)?;
+        d.set_item("trades_refused", c.trades_refused)?;
         let errs = PyList::empty(py);
         for (code, text) in &c.errors {
             errs.append((code, text))?;

@@ -533,6 +533,11 @@ cdef object BAR_DESCR = BAR_DTYPE
 
 cdef cnp.ndarray _bar_rows(bars):
     # Copies of the bar ring pass as they are; anything else becomes a contiguous BAR_DTYPE copy.
+    # Rows are read through shape[0]: anything but one dimension is refused (a 0-d array has no
+    # shape[0]; reading it crashed the process).
+    cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>bars) if type(bars) is np.ndarray else np.ndim(bars)
+    if ndim != 1:
+        raise ValueError(f"bars must be a 1-d array of bar rows, got {ndim} dimensions")
     if type(bars) is np.ndarray and (<object>cnp.PyArray_DESCR(<cnp.ndarray>bars) is BAR_DESCR
                                      or bars.dtype == BAR_DESCR):
         if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>bars):

@@ -255,10 +255,12 @@ cdef class GannEngine:
     def __init__(self, double price_per_bar, *, double tick_size=0.10, int n_steps=8, double step_deg=45.0,
                  int decimal_shift=0, int n_pivots=4, int n_levels=8, double near_ticks=10.0, int cycle_bars=360, int tol_bars=2,
                  double cycle_days=360.0, double tol_days=1.0, double square_tolerance=0.05):
+        # n_steps and n_pivots size C buffers (n_pivots * (2 * n_steps + 1) doubles, in C int):
+        # bounded so the products cannot overflow into a small allocation.
         for name, v, ok in (("price_per_bar", price_per_bar, price_per_bar > 0 and isfinite(price_per_bar)),
-                            ("tick_size", tick_size, tick_size > 0), ("n_steps", n_steps, n_steps >= 1),
+                            ("tick_size", tick_size, tick_size > 0), ("n_steps", n_steps, 1 <= n_steps <= 10_000),
                             ("step_deg", step_deg, step_deg > 0),
-                            ("decimal_shift", decimal_shift, -12 <= decimal_shift <= 12), ("n_pivots", n_pivots, n_pivots >= 1),
+                            ("decimal_shift", decimal_shift, -12 <= decimal_shift <= 12), ("n_pivots", n_pivots, 1 <= n_pivots <= 10_000),
                             ("n_levels", n_levels, n_levels >= 1), ("near_ticks", near_ticks, near_ticks > 0),
                             ("cycle_bars", cycle_bars, cycle_bars >= 1), ("tol_bars", tol_bars, tol_bars >= 0),
                             ("cycle_days", cycle_days, cycle_days >= 0), ("tol_days", tol_days, tol_days >= 0),
