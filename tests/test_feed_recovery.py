@@ -82,8 +82,9 @@ def test_sessions_that_end_before_data_are_failed_attempts_not_a_recovery(mbo_fi
                        on_give_up=lambda: events.append("give_up"), on_recovered=lambda: events.append("recovered"),
                        on_stream_start=lambda: events.append("stream_start"))
         async with running(c) as task:
-            await wait_for(lambda: c.stats.connects >= 6, 15, "six sessions", task)
-            assert c.gave_up
+            # Six sessions over: each one's end is counted once its connection has closed.
+            await wait_for(lambda: c.stats.consecutive_failures >= 6, 15, "six failed sessions", task)
+            assert c.gave_up and c.stats.connects >= 6
         return c
 
     try:
@@ -371,7 +372,7 @@ def test_a_key_refused_inside_the_stream_is_retried_when_the_client_retries_refu
         c = client_for(_native.Pipeline(), key, gw.port, connect_attempts=2, retry_interval_s=0.1, auth_retry=True,
                        on_give_up=lambda: events.append("give_up"))
         async with running(c) as task:
-            await wait_for(lambda: c.stats.connects >= 3, 10, "three sessions", task)
+            await wait_for(lambda: c.stats.disconnects.get("auth", 0) >= 3, 10, "three refused sessions", task)
             assert c.state != "failed"
         return c
 
