@@ -80,6 +80,7 @@ def test_malformed_file_names_file_and_offset_and_keeps_what_it_read(es_real: Pa
     assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1
     r = json.loads(report.read_text())
     assert r["records_total"] == 1000
+    assert r["trades_refused"] == 0
     assert r["decode_errors"] and f"byte offset {bad_at}" in r["decode_errors"][0]
 
 

@@ -239,6 +239,7 @@ class Replayer:
             "instruments": {str(k): v for k, v in sorted(self._symbols.items())},
             "book_top": book_top,
             "trades": st["trades"],
+            "trades_refused": st["trades_refused"],
             "top_changes": st["top_changes"],
             "bars": [bar_dict(b) for b in bars],
             "bars_lost": self._bars.lost_total,
@@ -322,6 +323,8 @@ def print_summary(report: dict[str, Any], out: Any = sys.stdout) -> None:
     anomalies = {k: v for k, v in report["mbo_anomalies"].items() if v}
     if anomalies:
         w(f"book notes   {anomalies}\n")
+    if report["trades_refused"]:
+        w(f"refused      {report['trades_refused']} trades at the null price or past 2^63 ns (not prints)\n")
     for e in report["decode_errors"]:
         w(f"error        {e}\n")
 
