@@ -179,6 +179,18 @@ def test_python_providers_and_provider_errors() -> None:
     assert "cycle" in score.missing and eng.provider_errors == {"cycle": "ValueError: bad bar"}
     assert eng._core.window(7).count == 2
 
+    # An arithmetic failure (a time or price that does not fit C) drops the pillar the same
+    # way; it used to abort the whole batch, every instrument's later bars with it.
+    def overflowing(win: BarWindow, ts: int, price: float) -> Pillar:
+        raise OverflowError("Python int too large to convert to C long")
+
+    eng = DecisionEngine(_native.Pipeline(bar_interval_ns=1_000_000_000), providers={"astro": overflowing})
+    two = np.concatenate([bars, bars])
+    two["instrument_id"][2:] = 8
+    assert eng.on_bars(two) == []
+    assert set(eng.last_score) == {7, 8} and "astro" in eng.last_score[8].missing
+    assert eng.provider_errors == {"astro": "OverflowError: Python int too large to convert to C long"}
+
 
 # ---- QMO, IMO, combine, the scorer ----
 

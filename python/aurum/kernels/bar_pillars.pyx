@@ -276,8 +276,12 @@ cdef class AstroProvider(BarPillar):
         cdef int64_t* grown = <int64_t*>malloc(3 * len(spans) * sizeof(int64_t) + 1)
         if grown == NULL:
             raise MemoryError()
-        for i, (start, at, end, _) in enumerate(spans):
-            grown[3 * i], grown[3 * i + 1], grown[3 * i + 2] = start, at, end
+        try:
+            for i, (start, at, end, _) in enumerate(spans):
+                grown[3 * i], grown[3 * i + 1], grown[3 * i + 2] = start, at, end
+        except BaseException:
+            free(grown)  # a time that does not fit int64 (OverflowError): nothing leaks
+            raise
         free(self._spans)
         self._spans, self._n = grown, len(spans)
         self._types = tuple(kind for *_, kind in spans)

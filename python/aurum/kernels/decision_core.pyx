@@ -375,7 +375,7 @@ cdef class DecisionCore:
                 (<BarPillar>prov).eval(win, ts, price, out)
             else:
                 out.set_pillar(prov(win, ts, price))
-        except (ValueError, FloatingPointError) as e:
+        except (ValueError, ArithmeticError) as e:  # ArithmeticError: FloatingPoint, Overflow, ZeroDivision
             # One pillar's bad bar (e.g. a NaN from a kernel) must not stop the decision:
             # it drops out, and the score reports it as missing.
             out.clear()

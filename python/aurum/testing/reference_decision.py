@@ -164,7 +164,7 @@ class ReferenceDecisionEngine:
             prov = self.providers.get(name)
             try:
                 pillars[name] = prov(win, ts, price) if prov is not None else None
-            except (ValueError, FloatingPointError) as e:
+            except (ValueError, ArithmeticError) as e:  # ArithmeticError: FloatingPoint, Overflow, ZeroDivision
                 # One pillar's bad bar (e.g. a NaN from a kernel) must not stop the decision:
                 # it drops out, and the score reports it as missing.
                 pillars[name] = None
