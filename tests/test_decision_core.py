@@ -400,3 +400,9 @@ def test_bars_of_the_wrong_shape_and_oversized_gann_settings_are_refused() -> No
         with pytest.raises(ValueError, match="out of range"):
             GannEngine(1.0, **kw)
     GannEngine(1.0, n_steps=10_000, n_pivots=4)  # the bound itself is fine
+    # A window of None was read as one (from the memory next to Py_None).
+    for name, prov in default_providers().items():
+        with pytest.raises(TypeError, match="expected aurum.kernels.barwindow.BarWindow, got NoneType"):
+            prov(None, 0, 4100.0)
+    with pytest.raises(TypeError, match="got NoneType"):
+        default_providers()["gann"].levels_for(None)

@@ -67,7 +67,7 @@ cdef class BarPillar(Reasons):
     cdef int eval(self, BarWindow win, int64_t ts, double price, PillarOut out) except -1:
         raise NotImplementedError
 
-    def __call__(self, BarWindow win, int64_t ts, double price):
+    def __call__(self, BarWindow win not None, int64_t ts, double price):
         out = PillarOut(self.name)
         self.eval(win, ts, price, out)
         return out.materialise()
@@ -101,7 +101,7 @@ cdef class PivotFeed:
         t.seen = win.count
         return t.tracker
 
-    def pivots(self, BarWindow win):
+    def pivots(self, BarWindow win not None):
         """The last few confirmed pivots (``PIVOT_DTYPE``) after feeding the window's new bars."""
         return self.sync(win).last_pivots(FEED_PIVOTS)
 
@@ -163,7 +163,7 @@ cdef class GannProvider(BarPillar):
     cdef tuple reasons(self, PillarOut out):
         return tuple(self.engine.reasons_of(<const GannOut*>out.raw)[:4])
 
-    def levels_for(self, BarWindow win):
+    def levels_for(self, BarWindow win not None):
         """The last update's Square-of-Nine supports ("B") and resistances ("A"), for the
         signal builder's stops and targets."""
         cdef _Levels lv = self._levels.get(win)
