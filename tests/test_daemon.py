@@ -45,15 +45,19 @@ def test_signals_reach_shared_memory_and_memory_survives_restart(session: Path, 
     d = Daemon(cfg, None, config_path=str(cfg_file))
     reader = ShmReader(cfg.shm.name, from_start=True)
     feed(d, session)
+    before = (sum(d.stats.signals.values()), d.pipeline.stats()["bars_closed"])
     d.shutdown()
     published = sum(d.stats.signals.values())
     assert published >= 4
+    # The bar in progress stays open: no decision (and no signal) on part of a bar at SIGTERM.
+    assert (published, d.pipeline.stats()["bars_closed"]) == before
     got, lost = reader.poll()
     assert lost == 0 and len(got) == published
     assert {g["action"] for g in got} <= {"BUY", "SELL", "FLAT", 0, 1, 2}
     st = reader.state()
     assert st is not None and st["bid"] > 0 and st["ask"] > st["bid"]
-    assert reader.writer_alive(5.0)
+    # A clean stop clears the heartbeat: readers see the writer gone at once.
+    assert not reader.writer_alive(5.0) and reader.heartbeat_age_s() is None
     # The checkpoint written at shutdown is restored by the next daemon.
     ckpt = Path(cfg.persistence.checkpoint)
     assert ckpt.exists() and d.stats.checkpoints == 1
@@ -239,3 +243,32 @@ def test_a_metrics_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
     errors = [ln for ln in out.stderr.splitlines() if " ERROR " in ln]
     assert len(errors) == 1 and f"metrics endpoint 127.0.0.1:{port}" in errors[0] and "in use" in errors[0]
     assert "Traceback" not in out.stderr and key not in out.stderr
+
+
+def test_reload_keeps_the_bar_length_and_says_so(session: Path, cfg_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    d = Daemon(load_config(cfg_file, environ={}), None, config_path=str(cfg_file))
+    cfg_file.write_text(cfg_file.read_text().replace("bar_interval_s = 5.0", "bar_interval_s = 60.0\nenter = 0.5"))
+    with caplog.at_level("WARNING"):
+        assert d.reload()
+    assert d.cfg.signals.bar_interval_s == 5.0 and d.cfg.signals.enter == 0.5
+    assert any("signals.bar_interval_s changed" in r.getMessage() and "next start" in r.getMessage()
+               for r in caplog.records)
+    d.shm.close()
+
+
+def test_unreadable_config_and_checkpoint_are_one_line_each(tmp_path: Path, cfg_file: Path) -> None:
+    from aurum.config import ConfigError
+
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes("[log]\n# caf\xe9\nlevel = 'INFO'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not UTF-8 text \(byte \d+\)"):
+        load_config(latin1, environ={})
+    cfg = load_config(cfg_file, environ={})
+    ckpt = Path(cfg.persistence.checkpoint)
+    from aurum.memory import FORMAT, ICEBERG_DTYPE, ZONE_DTYPE
+
+    ckpt.write_text('{"format": "%s", "record_sizes": {"iceberg": %d, "zone": %d}, "icebergs": null, "zones": []}'
+                    % (FORMAT, ICEBERG_DTYPE.itemsize, ZONE_DTYPE.itemsize))
+    d = Daemon(cfg, None, config_path=str(cfg_file))  # restores at start: a TypeError escaped before
+    assert not ckpt.exists() and ckpt.with_suffix(ckpt.suffix + ".bad").exists()
+    d.shm.close()

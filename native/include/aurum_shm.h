@@ -76,7 +76,7 @@ struct aurum_shm_header {
                                the writer FUTEX_WAKEs its low 32 bits after each, so readers
                                may block in FUTEX_WAIT on them instead of polling */
     uint8_t _pad0[48];
-    uint64_t heartbeat_ns;  /* @128 atomic: writer alive if recent */
+    uint64_t heartbeat_ns;  /* @128 atomic: writer alive if recent; 0 after a clean stop */
     uint8_t _pad1[120];
 };
 

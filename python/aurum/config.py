@@ -290,6 +290,8 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
             data = tomllib.loads(p.read_text())
         except OSError as e:
             raise ConfigError(f"{p}: cannot read config ({e.strerror or e})") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML ({e})") from None
         if isinstance(data.get("shm"), dict) and isinstance(data["shm"].get("mode"), int):

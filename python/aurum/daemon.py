@@ -291,6 +291,10 @@ class Daemon:
         self.decision.config.signal = cfg
         if new.engines != self.cfg.engines:
             log.warning("engine thresholds changed in %s: they take effect at the next start", self.config_path)
+        if new.signals.bar_interval_s != self.cfg.signals.bar_interval_s:
+            log.warning("signals.bar_interval_s changed in %s (%g -> %g s): bars keep their length until the next "
+                        "start", self.config_path, self.cfg.signals.bar_interval_s, new.signals.bar_interval_s)
+            new.signals.bar_interval_s = self.cfg.signals.bar_interval_s
         self.cfg.signals = new.signals
         self.stats.reloads += 1
         log.info("reloaded weights and signal thresholds from %s", self.config_path)
@@ -303,9 +307,10 @@ class Daemon:
             self.client.stop()
 
     def shutdown(self) -> None:
-        """Final flush and checkpoint; called once, on the way out."""
+        """Final decisions, state and checkpoint; called once, on the way out. The bar in
+        progress is not closed: a decision on part of a bar would publish a signal that the
+        whole bar might not give (and that no replay of the journal reproduces)."""
         self.notifier.stopping("checkpointing")
-        self.pipeline.flush_bars()
         self._drain_bars(time.time_ns())
         self._publish_state(time.time_ns())  # the final state, not one up to 100 ms old
         self.checkpoint()
@@ -314,7 +319,9 @@ class Daemon:
                 self.journal.close()
             except OSError as e:
                 log.error("journal: final close failed, its last file may be cut short: %s", e)
-        self.shm.heartbeat()
+        # A heartbeat of 0: the writer stopped cleanly (readers see it gone at once, rather
+        # than alive until the heartbeat ages past their limit).
+        self.shm.heartbeat(0)
         log.info("stopped: %s", self.stats)
 
     # --- the event loop ----------------------------------------------------------------------

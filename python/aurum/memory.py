@@ -65,8 +65,12 @@ def export_memory(pipeline: _native.Pipeline) -> dict[str, Any]:
 
 
 def _array(rows: list[dict[str, Any]], dtype: np.dtype, what: str, src: str) -> np.ndarray:
+    if not isinstance(rows, list):
+        raise SnapshotError(f"{src}: {what}s must be a list of rows, got {type(rows).__name__}")
     arr = np.zeros(len(rows), dtype=dtype)
     for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise SnapshotError(f"{src}: {what} row {i} must be an object, got {type(row).__name__}")
         missing = set(dtype.names) - set(row)
         if missing:
             raise SnapshotError(f"{src}: {what} row {i} lacks {', '.join(sorted(missing))}")
