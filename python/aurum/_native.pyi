@@ -202,6 +202,10 @@ class Pipeline:
     def reset_stream(self) -> None:
         """Expect a new metadata header (a reconnect). Books, rings and bars are kept."""
 
+    def continue_stream(self) -> None:
+        """The next file of the same stream (a journal's next part): the decoder expects a new
+        metadata header; events open in the books carry on (``reset_stream`` drops them)."""
+
     def stats(self) -> dict[str, Any]:
         """records_total, records_by_rtype {rtype: count}, unknown_rtypes, bytes_fed,
         mbo_anomalies (unknown-order cancels/modifies, duplicate adds, over-cancels),

@@ -6,7 +6,14 @@ Each stream (a connection's session) starts a new file. A file that grows past
 in a new part that starts with the stream's own metadata header again, so every file is a
 complete DBN stream on its own. Boundaries come from the native decoder
 (``pipeline.pending_bytes``: the bytes of a record not yet complete), so the journal never
-looks at records one by one.
+looks at records one by one: a chunk's trailing partial record is held back until the next
+chunk completes it, so every file ends on a record boundary, and a stream cut by a reconnect
+leaves out the half record that the pipeline dropped too.
+
+Names: ``<prefix>-<UTC start of the stream>-s<stream>-p<part>.dbn.zst``; the parts of one
+stream share everything before ``-p``. ``aurum replay`` reads part N+1 right after part N as
+the same stream (``Pipeline.continue_stream``): a rotation splits no event, so the replay
+matches the live session across it.
 
 Durability. ``flush()`` (the daemon calls it every second) ends the current zstd block and
 hands it to the OS, so a crashed process loses at most that second: the file then ends in an
@@ -19,8 +26,10 @@ journal with one error line, never the feed.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,18 +54,23 @@ class FeedJournal:
         self._header = bytearray()
         self._header_len: int | None = None
         self._seen = 0  # stream bytes before the current chunk
+        self._carry = bytearray()  # the stream's incomplete last record, not written yet
         self._stream = 0
         self._part = 0
+        self._base: str | None = None  # the current stream's file names up to "-p"
         self.files: list[Path] = []
 
     def begin_stream(self) -> None:
-        """A new stream (connection) starts: its bytes go to a new file."""
+        """A new stream (connection) starts: its bytes go to a new file. The old stream's
+        incomplete last record, which the pipeline dropped as well, is dropped."""
         self._close()
         self._header = bytearray()
         self._header_len = None
         self._seen = 0
+        self._carry.clear()
         self._stream += 1
         self._part = 0
+        self._base = None
 
     def write(self, chunk: bytes | memoryview, pending: int) -> None:
         """One chunk as fed to the pipeline; ``pending`` is ``pipeline.pending_bytes`` after it."""
@@ -64,16 +78,21 @@ class FeedJournal:
         self._take_header(data)
         if self._zw is None:
             self._open()
+        # Stream bytes up to the last complete record, relative to this chunk's start.
         boundary = len(data) - pending
-        if self._written >= self.rotate_bytes and self._header_len is not None and 0 < boundary:
-            self._put(data[:boundary])
-            self._close()
-            self._part += 1
-            self._open()
-            self._put(self._header)  # each part is a whole stream: metadata first
-            self._put(data[boundary:])
+        if boundary <= 0:
+            self._carry += data  # still inside the record the carry started
         else:
-            self._put(data)
+            if self._carry:
+                self._put(self._carry)
+                self._carry.clear()
+            self._put(data[:boundary])
+            self._carry += data[boundary:]
+            if self._written >= self.rotate_bytes and self._header_len is not None:
+                self._close()
+                self._part += 1
+                self._open()
+                self._put(self._header)  # each part is a whole stream: metadata first
         self._seen += len(data)
 
     def _take_header(self, data: memoryview) -> None:
@@ -93,18 +112,18 @@ class FeedJournal:
             self._header += data[start:start + target - have]
 
     def _open(self) -> None:
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        name = f"{self.prefix}-{stamp}-s{self._stream:03d}-p{self._part:03d}"
-        path = self.dir / f"{name}.dbn.zst"
-        # Never truncate an earlier file: a restart within the same second reuses the name.
-        for n in range(1, 1000):
-            try:
-                self._raw = path.open("xb")
-                break
-            except FileExistsError:
-                path = self.dir / f"{name}-{n}.dbn.zst"
-        else:
-            raise FileExistsError(f"journal: no free file name for {name} in {self.dir}")
+        if self._base is None:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            # Never reuse an earlier stream's names: a restart within the same second would.
+            for n in range(1000):
+                base = f"{self.prefix}-{stamp}{f'.{n}' if n else ''}-s{self._stream:03d}"
+                if not any(self.dir.glob(f"{glob.escape(base)}-p*.dbn.zst")):
+                    break
+            else:
+                raise FileExistsError(f"journal: no free file name for stream {self._stream} in {self.dir}")
+            self._base = base
+        path = self.dir / f"{self._base}-p{self._part:03d}.dbn.zst"
+        self._raw = path.open("xb")  # never truncates
         self._zw = self._cctx.stream_writer(self._raw, closefd=False)
         self._written = 0
         self.files.append(path)
@@ -148,4 +167,14 @@ class FeedJournal:
             log.warning("journal: closing %s failed: %s", self.files[-1] if self.files else self.dir, e)
 
 
-__all__ = ["FeedJournal"]
+_PART = re.compile(r"(?P<base>.+-s\d{3})-p(?P<part>\d{3})\.dbn\.zst")
+
+
+def continues(prev: Path, path: Path) -> bool:
+    """Whether ``path`` is the journal part right after ``prev`` of the same stream."""
+    a, b = _PART.fullmatch(prev.name), _PART.fullmatch(path.name)
+    return bool(a and b and prev.parent == path.parent and a["base"] == b["base"]
+                and int(b["part"]) == int(a["part"]) + 1)
+
+
+__all__ = ["FeedJournal", "continues"]

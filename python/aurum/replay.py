@@ -19,6 +19,7 @@ import numpy as np
 
 from aurum import _native
 from aurum.feeds.holds import run_holds
+from aurum.journal import continues
 from aurum.kernels.bar_stats import wilder_atr
 from aurum.engines import (
     FLOW_DTYPE, SWEEP_DTYPE, engine_status, flow_dict, iceberg_dict, sweep_dict, table_array, zone_dict,
@@ -132,13 +133,20 @@ class Replayer:
 
     def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
         started = time.perf_counter()
-        results = [self._replay_file(Path(p), progress) for p in paths]
+        results: list[FileResult] = []
+        prev: Path | None = None
+        for p in map(Path, paths):
+            results.append(self._replay_file(p, progress, same_stream=prev is not None and continues(prev, p)
+                                             and not results[-1].error))
+            prev = p
+        # The last bar is closed for the report, not decided on: a live daemon never decides
+        # on part of a bar, so neither does its replay.
         self.pipeline.flush_bars()
-        self._drain_bars()
+        self._drain_bars(decide=False)
         elapsed = time.perf_counter() - started
         return ReplayResult(self._report(results, elapsed), results)
 
-    def _replay_file(self, path: Path, progress: ProgressHook | None) -> FileResult:
+    def _replay_file(self, path: Path, progress: ProgressHook | None, same_stream: bool = False) -> FileResult:
         res = FileResult(str(path))
         pl = self.pipeline
         before = pl.stats()["records_total"]
@@ -147,7 +155,10 @@ class Replayer:
         except OSError as e:
             res.error = str(e)
             return res
-        pl.reset_stream()
+        if same_stream:
+            pl.continue_stream()  # a journal's next part: what was open live carries on
+        else:
+            pl.reset_stream()
         speed = self.options.speed
         chunk = MAX_CHUNK if speed is None else PACED_CHUNK
         anchor: tuple[int, float] | None = None
@@ -185,7 +196,7 @@ class Replayer:
             time.sleep(wait)
         return anchor
 
-    def _drain_bars(self) -> None:
+    def _drain_bars(self, decide: bool = True) -> None:
         # Rings overwrite their oldest records: copy out after every chunk, so a long
         # replay loses nothing (the readers count anything lost anyway).
         for reader, chunks in ((self._bars, self._bar_chunks), (self._sweeps, self._sweep_chunks),
@@ -193,7 +204,7 @@ class Replayer:
             batch = reader.poll()
             if len(batch.records):
                 chunks.append(batch.records.copy())
-                if reader is self._bars and self.decision is not None:
+                if reader is self._bars and self.decision is not None and decide:
                     self.decision.on_bars(chunks[-1])
 
     def _collect_symbols(self, metadata: dict[str, Any] | None) -> None:

@@ -187,6 +187,13 @@ impl PyPipeline {
         self.inner.state.reset_events();
     }
 
+    /// The next file of the same stream (a journal's next part, split at a record boundary):
+    /// its metadata header is read anew, while events open in the books carry on, as they
+    /// did live. `reset_stream` would drop them (and the fills an iceberg refill follows).
+    fn continue_stream(&mut self) {
+        self.inner.decoder.reset();
+    }
+
     fn advance_clock(&mut self, ts_ns: u64) -> u64 {
         self.inner.state.advance_clock(ts_ns)
     }
