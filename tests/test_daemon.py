@@ -272,3 +272,73 @@ def test_unreadable_config_and_checkpoint_are_one_line_each(tmp_path: Path, cfg_
     d = Daemon(cfg, None, config_path=str(cfg_file))  # restores at start: a TypeError escaped before
     assert not ckpt.exists() and ckpt.with_suffix(ckpt.suffix + ".bad").exists()
     d.shm.close()
+
+
+@pytest.mark.parametrize("hang", ["yahoo", "dns"])
+def test_sigterm_stops_within_two_seconds_while_a_blocking_call_hangs(tmp_path: Path, hang: str) -> None:
+    """A Yahoo request stuck in the network (yfinance waits 10 s a try) or a DNS lookup that
+    never answers ran on executor threads that the loop and the interpreter wait for: SIGTERM
+    took ~17 s, past systemd's TimeoutStopSec (which then kills the daemon unflushed). They
+    now run on threads a stop abandons. Both hang for 60 s here; nothing touches the network."""
+    import secrets
+    import string
+    import subprocess
+    import sys
+    import textwrap
+
+    name = f"aurum-test-{uuid.uuid4().hex[:10]}"
+    ckpt = tmp_path / "memory.bin"
+    script = textwrap.dedent(f"""
+        import os, signal, socket, sys, threading, time
+        import aurum.feeds.yahoo as yahoo
+        in_flight = threading.Event()
+
+        def hanging(*args, **kwargs):
+            in_flight.set()
+            time.sleep(60)
+            raise OSError("never")
+
+        if {hang!r} == "yahoo":
+            yahoo.yfinance_fetch = hanging
+        else:
+            socket.getaddrinfo = hanging
+
+        def stop():
+            if not in_flight.wait(30):
+                print("the blocking call was never made", flush=True)
+                os._exit(3)
+            time.sleep(0.5)
+            print("SIGTERM", time.monotonic(), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=stop, daemon=True).start()
+        from aurum import daemon
+        rc = daemon.main(None)
+        print("RC", rc, time.monotonic(), flush=True)
+        sys.exit(rc)
+    """)
+    key = "db-" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(29))
+    env = {**os.environ, "DATABENTO_API_KEY": key, "AURUM_FEED_GATEWAY": "127.0.0.1" if hang == "yahoo" else "lsg.invalid",
+           "AURUM_FEED_PORT": "1", "AURUM_FEED_CONNECT_ATTEMPTS": "1", "AURUM_FEED_BACKOFF_INITIAL_S": "0.05",
+           "AURUM_FEED_BACKOFF_MAX_S": "0.1", "AURUM_SHM_NAME": name, "AURUM_METRICS_ENABLED": "false",
+           "AURUM_PERSISTENCE_CHECKPOINT": str(ckpt)}
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("SIGTERM"):
+                t_term = time.monotonic()
+                break
+        else:
+            raise AssertionError(f"no SIGTERM sent: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        rc = proc.wait(timeout=60)
+        gone = time.monotonic() - t_term  # the whole exit, interpreter shutdown included
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        Path("/dev/shm", name).unlink(missing_ok=True)
+    assert rc == 0 and ckpt.exists()
+    assert gone < 3.0, f"the process took {gone:.1f} s to exit after SIGTERM"

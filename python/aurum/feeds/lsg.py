@@ -26,12 +26,14 @@ import contextlib
 import logging
 import platform
 import random
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aurum.apikey import ApiKey
 from aurum.feeds.backoff import Backoff
 from aurum.feeds.holds import run_holds
+from aurum.feeds.threads import in_daemon_thread
 from aurum.feeds.lsg_protocol import (
     LsgAuthError, LsgError, LsgFatalError, LsgSession, LsgStats, _HandshakeError,
 )
@@ -312,7 +314,7 @@ class LsgClient:
     async def _connect(self, loop: asyncio.AbstractEventLoop, session: LsgSession) -> None:
         """TCP connect within connect_timeout_s; ``stop()`` interrupts it."""
         assert self._wake is not None
-        conn = loop.create_task(loop.create_connection(lambda: session, self.host, self.port))
+        conn = loop.create_task(self._open(loop, session))
         waker = loop.create_task(self._wake.wait())
         try:
             done, _ = await asyncio.wait({conn, waker}, timeout=self.connect_timeout_s,
@@ -326,6 +328,33 @@ class LsgClient:
                 raise ConnectionAbortedError("stopped")
             raise asyncio.TimeoutError()
         conn.result()  # OSError if refused / unreachable
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, session: LsgSession) -> None:
+        """Resolve on a thread a stop can abandon (see aurum.feeds.threads), then connect the
+        addresses in turn; the loop itself never resolves (its resolver threads are waited
+        for at exit)."""
+        infos = await in_daemon_thread(socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM,
+                                       name="aurum-lsg-resolve")
+        error: OSError | None = None
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+            except OSError as e:
+                sock.close()
+                error = e
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            try:
+                await loop.create_connection(lambda: session, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+            return
+        raise error or OSError(f"{self.host}:{self.port}: no address to connect to")
 
     def _on_failed_attempt(self, what: str) -> None:
         self.stats.consecutive_failures += 1

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import databento_dbn as dbn
 
 from aurum.feeds.holds import run_holds
+from aurum.feeds.threads import in_daemon_thread
 
 log = logging.getLogger("aurum.yahoo")
 
@@ -184,11 +185,10 @@ class YahooFallback:
         log.exception("fallback: %s failed; polling goes on", what)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             # The HTTP request runs on a worker thread: a slow or hanging Yahoo must never
             # stall the event loop (watchdog, heartbeats, the Databento retries).
-            snap = await loop.run_in_executor(None, self._snapshot)
+            snap = await in_daemon_thread(self._snapshot, name="aurum-yahoo-fetch")
             if snap is not None:
                 try:
                     self.poll_once(snap=snap)
