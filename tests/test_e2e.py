@@ -80,7 +80,8 @@ def test_live_signals_are_the_replay_of_the_daemons_own_journal(tmp_path: Path) 
     wherever a TCP read ended (``hold_at_bar_close``): so ``aurum replay`` of the journal it
     wrote, read in whole 1 MiB pieces, gives the signals it published live, bit for bit."""
     from aurum.consumer import ShmReader
-    from aurum.replay import ReplayOptions, Replayer
+    from aurum.config import load_config
+    from aurum.replay import Replayer, options_from_config
 
     key = fake_key()
     gw = GatewayProc([], "--sim", "mixed", "--sim-records", "400000", "--sim-dir", str(tmp_path / "sim"),
@@ -106,9 +107,10 @@ def test_live_signals_are_the_replay_of_the_daemons_own_journal(tmp_path: Path) 
     assert len(live) >= 4, "the session should produce signals"
     files = sorted(journal.rglob("*.dbn.zst"))
     assert files
-    replayed = Replayer(ReplayOptions(bar_interval_ns=5_000_000_000)).run(files).report["signals"]
-    # The replay also closes the last, unfinished bar at the end of the files: the live daemon,
-    # still connected, never did.
+    cfg = load_config(None, environ=env)  # the daemon's settings, as `aurum replay --config` takes them
+    replayed = Replayer(options_from_config(cfg)).run(files).report["signals"]
+    # Neither the daemon at SIGTERM nor the replay at the end of its files decides on the last,
+    # unfinished bar: the same signals, all of them.
     pick = lambda s: (s["action"], s["direction"], s["confidence"], s["entry"], s["stop"])  # noqa: E731
-    assert [pick(s) for s in replayed[:len(live)]] == [pick(s) for s in live]
-    assert [s["ts"] for s in replayed[:len(live)]] == [s["ts_ns"] for s in live]
+    assert [pick(s) for s in replayed] == [pick(s) for s in live]
+    assert [s["ts"] for s in replayed] == [s["ts_ns"] for s in live]

@@ -131,3 +131,31 @@ def test_paced_replay_follows_record_time(tmp_path: Path) -> None:
     # A lower bound only: pacing waited for record time (2 s / 4, less the first chunk,
     # which only anchors the clock).
     assert paced >= 0.35
+
+
+def test_replay_decides_as_the_daemon_config_says(tmp_path: Path) -> None:
+    """`--config` takes the daemon's bar length, weights and signal thresholds: the signals are
+    those of Replayer(options_from_config(...)), and not the defaults' (the README promises a
+    journal replay gives the daemon's signals; without the settings it could not)."""
+    from conftest import simulated_mbo
+
+    from aurum.config import load_config
+    from aurum.replay import Replayer, ReplayOptions, options_from_config
+
+    mbo = simulated_mbo(tmp_path, seed=21, records=200_000)
+    cfg = tmp_path / "aurum.toml"
+    cfg.write_text("[signals]\nbar_interval_s = 5.0\nenter = 0.2\nexit = 0.1\nmin_confidence = 0.1\ncooldown_bars = 1\n"
+                   "weights = { qmo = 0.5, imo = 0.3, gann = 0.1, astro = 0.0, cycle = 0.1 }\n")
+    report = tmp_path / "r.json"
+    res = aurum("replay", "--quiet", "--no-progress", "--config", str(cfg), "--report", str(report), str(mbo))
+    assert res.returncode == 0, res.stderr
+    got = json.loads(report.read_text())["signals"]
+    want = Replayer(options_from_config(load_config(cfg, environ={}))).run([mbo]).report["signals"]
+    default = Replayer(ReplayOptions()).run([mbo]).report["signals"]
+    key = lambda s: (s["ts"], s["action"], s["confidence"])  # noqa: E731
+    assert got and [key(s) for s in got] == [key(s) for s in want]
+    assert [key(s) for s in got] != [key(s) for s in default]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[signals]\nenter = 2\n")
+    res = aurum("replay", "--quiet", "--config", str(bad), str(mbo))
+    assert res.returncode == 2 and "bad.toml: signals.enter was 2" in res.stderr

@@ -41,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", type=Path, help="write the summary as JSON to this file")
     r.add_argument("--speed", type=speed, default=None, metavar="max|realtime|Nx",
                    help="pacing by record timestamps (default: max)")
-    r.add_argument("--bar-interval", type=_duration_ns, default=60_000_000_000, metavar="DUR",
+    r.add_argument("--bar-interval", type=_duration_ns, default=None, metavar="DUR",
                    help="time bar length, e.g. 60s (default), 5m; 0 disables time bars")
+    r.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="decide as the daemon with this config does (bar length, engine thresholds, "
+                        "weights, signal thresholds); replaying its journal then gives its signals")
     r.add_argument("--tick-bars", type=int, default=0, metavar="N", help="also build bars of N trades")
     r.add_argument("--volume-bars", type=int, default=0, metavar="V", help="also build bars of V contracts")
     r.add_argument("--no-progress", action="store_true", help="never show the progress bar")
@@ -95,13 +98,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"aurum replay: no such file: {missing[0]}", file=sys.stderr)
         return 2
-    opts = ReplayOptions(
-        speed=args.speed,
-        bar_interval_ns=args.bar_interval,
-        tick_bar_trades=args.tick_bars,
-        volume_bar_contracts=args.volume_bars,
-        engines=not args.no_engines,
-    )
+    given = {"speed": args.speed, "tick_bar_trades": args.tick_bars, "volume_bar_contracts": args.volume_bars,
+             "engines": not args.no_engines}
+    if args.bar_interval is not None:
+        given["bar_interval_ns"] = args.bar_interval
+    if args.config is not None:
+        from aurum.config import ConfigError, load_config
+        from aurum.replay import options_from_config
+
+        try:
+            opts = options_from_config(load_config(args.config), **given)  # AURUM_* apply, as to the daemon
+        except ConfigError as e:
+            print(f"aurum replay: {e}", file=sys.stderr)
+            return 2
+    else:
+        opts = ReplayOptions(**given)
     replayer = Replayer(opts)
     show_progress = sys.stderr.isatty() and not args.no_progress
     if show_progress:

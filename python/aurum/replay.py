@@ -77,6 +77,10 @@ class ReplayOptions:
     """Engine thresholds by section (see ``aurum._native.Pipeline``); None keeps the defaults."""
     signals: bool = True
     """Score the pillars and build signals at every time-bar close (needs ``engines``)."""
+    decision: Any = None
+    """``aurum.decision.engine.DecisionConfig`` (weights, signal thresholds); None: defaults.
+    ``options_from_config`` takes it, the bar length and the engine thresholds from a daemon
+    config, so a replay of the daemon's journal decides as the daemon did."""
 
 
 @dataclass
@@ -99,6 +103,17 @@ class ReplayResult:
 
 ProgressHook = Callable[[int, int, int], None]
 """(file bytes done, file bytes total, records so far)."""
+
+
+def options_from_config(cfg: Any, **overrides: Any) -> ReplayOptions:
+    """Replay options that decide as a daemon with config ``cfg`` (``aurum.config.Config``):
+    its bar length, engine thresholds, pillar weights and signal thresholds."""
+    from aurum.daemon import signal_config
+    from aurum.decision.engine import DecisionConfig
+
+    base = {"bar_interval_ns": int(cfg.signals.bar_interval_s * 1e9), "engine_config": cfg.engines or None,
+            "decision": DecisionConfig(weights=cfg.signals.weights, signal=signal_config(cfg))}
+    return ReplayOptions(**{**base, **overrides})
 
 
 class Replayer:
@@ -128,7 +143,7 @@ class Replayer:
             from aurum.decision.engine import DecisionEngine
             from aurum.decision.providers import default_providers
 
-            self.decision = DecisionEngine(self.pipeline, providers=default_providers())
+            self.decision = DecisionEngine(self.pipeline, o.decision, providers=default_providers())
         self._symbols: dict[int, str] = {}
 
     def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
