@@ -1,0 +1,13 @@
+//! `cargo +nightly fuzz run -a pipeline_feed`: libFuzzer drives the script in
+//! `native/tests/support/hostile.rs` (see `fuzz/README.md`). Any panic is a bug.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../native/tests/support/hostile.rs"]
+mod hostile;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = hostile::run(data);
+});
