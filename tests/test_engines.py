@@ -246,3 +246,29 @@ def test_instruments_beyond_the_cap_are_counted_and_skipped(sim_session: dict[st
         _native.Pipeline(max_instruments=0)
     with pytest.raises(ValueError, match="flow.max_cells"):
         _native.Pipeline(engine_config={"flow": {"max_cells": 100_000}})
+
+
+def test_memory_restore_keeps_the_recent_rows(sim_session: dict[str, Path], tmp_path: Path) -> None:
+    """The tables have a fixed size: restored day after day, old rows would fill them and new
+    icebergs and zones would be refused. Rows seen more than keep_days before the snapshot's
+    newest are left out at restore."""
+    pl = _run(sim_session["mbo"])
+    ice, zones = table_array(pl, "icebergs").copy(), table_array(pl, "zones").copy()
+    assert len(ice) >= 2 and len(zones) >= 2
+    day = 86_400_000_000_000
+    # Age half of each table by ten days (as if seen in an earlier session).
+    ice["last_ts"][: len(ice) // 2] -= 10 * day
+    zones["last_ts"][: len(zones) // 2] -= 10 * day
+    fresh = _native.Pipeline()
+    fresh.memory_restore(ice.tobytes(), zones.tobytes())
+    snap = save_memory(fresh, tmp_path / "memory.bin")
+    for keep_days, want in ((0, (len(ice), len(zones))), (7, (len(ice) - len(ice) // 2, len(zones) - len(zones) // 2)),
+                            (30, (len(ice), len(zones)))):
+        assert load_memory(_native.Pipeline(), snap, keep_days=keep_days) == want, keep_days
+    st = fresh.stats()["memory"]
+    assert st["icebergs"][:2] == (len(ice), 1 << 16) and st["icebergs"][2] == 0 and st["zones"][0] == len(zones)
+    # A full table refuses rows, and says how many (aurum_memory_rows_dropped_total).
+    tiny = _run(sim_session["mbo"], engine_config={"iceberg_capacity": 1, "zone_capacity": 1})
+    st = tiny.stats()["memory"]
+    assert st["icebergs"][:2] == (1, 1) and st["icebergs"][2] >= len(table_array(pl, "icebergs")) - 1 > 0
+    assert st["zones"][:2] == (1, 1) and st["zones"][2] > 0

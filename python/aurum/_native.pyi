@@ -210,7 +210,9 @@ class Pipeline:
         """records_total, records_by_rtype {rtype: count}, unknown_rtypes, bytes_fed,
         mbo_anomalies (unknown-order cancels/modifies, duplicate adds, over-cancels),
         bars_closed, trades, top_changes, errors (ErrorMsg texts), heartbeats, instruments_refused,
-        trades_refused (a null price or a time past 2^63 ns: not prints, in no ring, bar or engine)."""
+        trades_refused (a null price or a time past 2^63 ns: not prints, in no ring, bar or engine),
+        memory {"icebergs"|"zones": (rows, capacity, dropped)}: Iceberg Memory's tables, and rows
+        refused because the table was full."""
 
     def instruments(self) -> dict[int, str]:
         """instrument_id -> raw symbol, from SymbolMappingMsg records."""

@@ -74,6 +74,9 @@ class PersistenceConfig:
     checkpoint_every_s: float = 60.0
     journal_dir: str | None = None
     journal_rotate_mb: int = 256
+    # Iceberg Memory rows last seen this long before the checkpoint's newest are left out when
+    # it is restored (0: keep all); its tables have a fixed size (see [engines] *_capacity).
+    memory_retention_days: float = 7.0
 
 
 @dataclass
@@ -141,7 +144,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "api.port": (0, 65535), "api.stale_after_s": (0.5, 3600), "api.poll_interval_s": (0.005, 5),
     "api.ws_queue": (1, 100_000),
     "feed.backoff_initial_s": (0.01, 3600), "feed.backoff_max_s": (0.01, 86_400),
-    "persistence.journal_rotate_mb": (1, 100_000),
+    "persistence.journal_rotate_mb": (1, 100_000), "persistence.memory_retention_days": (0, 3650),
 }
 PILLARS = ("qmo", "imo", "gann", "astro", "cycle")
 CHOICES: dict[str, tuple[str, ...]] = {

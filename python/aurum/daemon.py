@@ -108,9 +108,11 @@ class Daemon:
         path = Path(self.cfg.persistence.checkpoint)
         if not path.exists():
             return
+        days = self.cfg.persistence.memory_retention_days
         try:
-            n_ice, n_zones = load_memory(self.pipeline, path)
-            log.info("restored Iceberg Memory from %s: %d icebergs, %d zones", path, n_ice, n_zones)
+            n_ice, n_zones = load_memory(self.pipeline, path, keep_days=days)
+            log.info("restored Iceberg Memory from %s: %d icebergs, %d zones%s", path, n_ice, n_zones,
+                     f" (those seen within {days:g} days of the newest)" if days > 0 else "")
         except SnapshotError as e:
             # Keep the unreadable file for inspection rather than overwrite it at the next checkpoint.
             bad = path.with_suffix(path.suffix + ".bad")

@@ -82,7 +82,8 @@ def _array(rows: list[dict[str, Any]], dtype: np.dtype, what: str, src: str) -> 
     return arr
 
 
-def restore_memory(pipeline: _native.Pipeline, doc: dict[str, Any], src: str = "snapshot") -> tuple[int, int]:
+def restore_memory(pipeline: _native.Pipeline, doc: dict[str, Any], src: str = "snapshot",
+                   keep_days: float = 0.0) -> tuple[int, int]:
     """Replaces the pipeline's iceberg and zone tables. Returns (icebergs, zones) kept."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError(f"{src}: not an Iceberg Memory snapshot (expected format {FORMAT!r})")
@@ -91,7 +92,20 @@ def restore_memory(pipeline: _native.Pipeline, doc: dict[str, Any], src: str = "
         raise SnapshotError(f"{src}: record layout {sizes} differs from this build's")
     ice = _array(doc.get("icebergs", []), ICEBERG_DTYPE, "iceberg", src)
     zones = _array(doc.get("zones", []), ZONE_DTYPE, "zone", src)
-    return pipeline.memory_restore(ice.tobytes(), zones.tobytes())
+    return pipeline.memory_restore(*_recent(ice, zones, keep_days))
+
+
+def _recent(ice: np.ndarray, zones: np.ndarray, keep_days: float) -> tuple[bytes, bytes]:
+    """The rows last seen within ``keep_days`` of the snapshot's newest row (all of them for 0).
+    The tables have a fixed size: a daemon restored day after day would otherwise fill them
+    with old rows, then refuse every new iceberg and zone. Measured on the data's own clock,
+    so a replayed or simulated session's snapshot ages as its data did, not as the wall's."""
+    if keep_days > 0 and (len(ice) or len(zones)):
+        newest = max(int(ice["last_ts"].max()) if len(ice) else 0, int(zones["last_ts"].max()) if len(zones) else 0)
+        since = newest - int(keep_days * 86_400e9)
+        ice = ice[ice["last_ts"] >= since]
+        zones = zones[zones["last_ts"] >= since]
+    return ice.tobytes(), zones.tobytes()
 
 
 def _raw(rows: np.ndarray) -> memoryview:
@@ -160,18 +174,23 @@ def read_memory(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(ice, dtype=ICEBERG_DTYPE), np.frombuffer(zones, dtype=ZONE_DTYPE)
 
 
-def load_memory(pipeline: _native.Pipeline, path: str | os.PathLike[str]) -> tuple[int, int]:
-    """Restores a snapshot (binary, or JSON from ``export_memory``). Returns (icebergs, zones)."""
+def load_memory(pipeline: _native.Pipeline, path: str | os.PathLike[str], keep_days: float = 0.0) -> tuple[int, int]:
+    """Restores a snapshot (binary, or JSON from ``export_memory``), without the rows last
+    seen more than ``keep_days`` before its newest (0 keeps all). Returns (icebergs, zones)."""
     data = Path(path).read_bytes()
     if data.startswith(MAGIC):
-        return pipeline.memory_restore(*_parse_binary(data, str(path)))
+        ice, zones = _parse_binary(data, str(path))
+        if keep_days <= 0:
+            return pipeline.memory_restore(ice, zones)
+        return pipeline.memory_restore(*_recent(np.frombuffer(ice, dtype=ICEBERG_DTYPE),
+                                                np.frombuffer(zones, dtype=ZONE_DTYPE), keep_days))
     if data.lstrip()[:1] != b"{":
         raise SnapshotError(f"{path}: not an Iceberg Memory snapshot (neither {MAGIC.decode()} nor JSON)")
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise SnapshotError(f"{path}: not valid JSON ({e})") from None
-    return restore_memory(pipeline, doc, str(path))
+    return restore_memory(pipeline, doc, str(path), keep_days)
 
 
 __all__ = ["FORMAT", "MAGIC", "SnapshotError", "export_memory", "load_memory", "read_memory", "restore_memory", "save_memory"]

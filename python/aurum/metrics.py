@@ -245,6 +245,19 @@ class AurumCollector(Collector):
             m.add_metric([kind], n)
         yield m
 
+        # Iceberg Memory's tables are fixed: once full, new icebergs and zones are refused.
+        rows = GaugeMetricFamily(PREFIX + "memory_rows", "Rows in Iceberg Memory's tables.", labels=["table"])
+        cap = GaugeMetricFamily(PREFIX + "memory_capacity", "Capacity of Iceberg Memory's tables.", labels=["table"])
+        dropped = CounterMetricFamily(PREFIX + "memory_rows_dropped_total",
+                                      "Icebergs or zones refused because their table was full.", labels=["table"])
+        for table, (n, c, d) in sorted(stats["memory"].items()):
+            rows.add_metric([table], n)
+            cap.add_metric([table], c)
+            dropped.add_metric([table], d)
+        yield rows
+        yield cap
+        yield dropped
+
         for name, key, doc in (
             ("decode_errors_total", "decode_errors", "DecodeErrors caught by the daemon."),
             ("gaps_total", "gaps", "Gaps detected in the feed."),

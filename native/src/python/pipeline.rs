@@ -256,6 +256,12 @@ impl PyPipeline {
         d.set_item("error_count", c.error_count)?;
         d.set_item("instruments_refused", c.instruments_refused)?;
         d.set_item("trades_refused", c.trades_refused)?;
+        // Iceberg Memory's fixed tables: rows used, capacity, and rows refused once full.
+        let o = &s.engine_out;
+        let mem = PyDict::new(py);
+        mem.set_item("icebergs", (o.icebergs.rows.len(), o.icebergs.rows.capacity(), o.icebergs.dropped))?;
+        mem.set_item("zones", (o.zones.rows.len(), o.zones.rows.capacity(), o.zones.dropped))?;
+        d.set_item("memory", mem)?;
         let errs = PyList::empty(py);
         for (code, text) in &c.errors {
             errs.append((code, text))?;
