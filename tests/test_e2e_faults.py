@@ -186,3 +186,15 @@ def test_restart_restores_the_iceberg_memory_from_the_sigterm_checkpoint(
         assert m[ice] >= n_ice and m[zones] >= n_zones
         d.wait_log("connected, session")
         assert d.terminate() == 0
+
+
+def test_an_invalid_subscription_stops_the_daemon_with_exit_2(tmp_path: Path, gateway: GatewayProc, key: str) -> None:
+    """INVALID_SUBSCRIPTION is the config's to fix (feed.symbols, schemas): exit 2, which the
+    unit's RestartPreventExitStatus keeps from restarting every 2 s (it exited 1 before)."""
+    gateway.admin("fault error=5@0")
+    with start_daemon(tmp_path, gateway, key) as d:
+        rc = d.proc.wait(timeout=30)
+        errors = [line for line in d.log().splitlines() if " ERROR " in line]
+    assert rc == 2, d.log()[-2000:]
+    assert any("fatal error 5 INVALID_SUBSCRIPTION" in line for line in errors), errors
+    assert "Traceback" not in d.log() and key not in d.log()

@@ -51,6 +51,9 @@ class DaemonStats:
     started_ns: int = field(default_factory=time.time_ns)
 
 
+INVALID_SUBSCRIPTION = 5  # gateway ErrorMsg code (databento.md §1.10)
+
+
 def signal_config(cfg: Config) -> SignalConfig:
     s = cfg.signals
     return SignalConfig(enter=s.enter, exit=s.exit, min_confidence=s.min_confidence, cooldown_bars=s.cooldown_bars)
@@ -373,7 +376,9 @@ class Daemon:
                     exc = feed.exception()
                     if exc is not None:
                         log.error("feed stopped: %s", exc)
-                        return 1
+                        # INVALID_SUBSCRIPTION is the config's (feed.symbols, schemas): exit 2,
+                        # which the unit does not restart every 2 s; anything else may pass.
+                        return 2 if getattr(exc, "code", None) == INVALID_SUBSCRIPTION else 1
                     break
         finally:
             self.fallback.stop()
