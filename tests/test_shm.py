@@ -399,6 +399,15 @@ def test_tail_command(name):
         w.publish(reason="late-1")
         w.publish(reason="late-2")
         assert [json.loads(x)["reason"] for x in live.communicate(timeout=30)[0].splitlines()] == ["late-1", "late-2"]
+        # A NaN field is JSON null (the stdlib wrote NaN, which no JSON parser accepts).
+        w.publish(reason="nan", direction=float("nan"))
+        out = _run_tail("--name", name, "--json", "--count", "6", "--from-start")
+        got = [json.loads(x, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) for x in out.stdout.splitlines()]
+        assert got[-1]["reason"] == "nan" and got[-1]["direction"] is None
+    # An --interval of 0 spun a core: refused, as is any non-positive or absurd value.
+    for bad in ("0", "-1", "nan", "1e9"):
+        res = _run_tail("--name", name, "--interval", bad)
+        assert res.returncode == 2 and "--interval" in res.stderr, (bad, res.stderr)
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")

@@ -15,11 +15,12 @@ standalone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Any
+
+import orjson
 
 from aurum.consumer import DEFAULT_NAME, SegmentNotReady, ShmError, ShmReader
 
@@ -32,6 +33,16 @@ def _count(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError("count must be >= 1")
     return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected seconds, e.g. 0.5") from None
+    if not 0.001 <= v <= 3600:  # 0 or below would spin a core; NaN fails here too
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected 0.001..3600 seconds")
+    return v
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -50,11 +61,16 @@ def _add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--count", type=_count, help="exit after this many signals")
     t.add_argument("--state", action="store_true", help="print the latest-state block once and exit")
     t.add_argument("--from-start", action="store_true", help="start with the signals still in the ring")
-    t.add_argument("--interval", type=float, default=1.0,
+    t.add_argument("--interval", type=_seconds, default=1.0,
                    help="longest wait for a publication before re-checking the writer's heartbeat, "
                         "in seconds (default 1; a signal wakes the wait at once)")
-    t.add_argument("--max-age", type=float, default=5.0,
+    t.add_argument("--max-age", type=_seconds, default=5.0,
                    help="warn when the writer's heartbeat is older than this many seconds (default 5)")
+
+
+def _json(obj: dict[str, Any]) -> str:
+    # orjson writes a NaN or infinite float as null: the stdlib's NaN is not JSON.
+    return orjson.dumps(obj).decode()
 
 
 def _px(v: float | None) -> str:
@@ -136,7 +152,7 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
         if st is None:
             print(f"aurum tail: segment {args.name!r} has no state block yet", file=sys.stderr)
             return 1
-        _emit(json.dumps(st) if args.json else format_state(st))
+        _emit(_json(st) if args.json else format_state(st))
         return 0
     printed, stale_warned, waiting, resets = 0, False, False, reader.resets
     while True:
@@ -148,7 +164,7 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
         if lost:
             print(f"aurum tail: lost {lost} signals (reader lapped; total {reader.lost})", file=sys.stderr)
         for s in batch:
-            _emit(json.dumps(s) if args.json else format_signal(s))
+            _emit(_json(s) if args.json else format_signal(s))
         printed += len(batch)
         if args.count is not None and printed >= args.count:
             return 0
