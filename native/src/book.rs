@@ -397,6 +397,9 @@ pub struct MboBook {
     /// An event is open (no F_LAST yet): the book is mid-update.
     pub in_event: bool,
     in_snapshot: bool,
+    /// A snapshot rebuilt the book since `take_rebuilt` last looked: the next published top
+    /// is not order flow (activity counts exclude F_SNAPSHOT records).
+    rebuilt: bool,
 }
 
 impl MboBook {
@@ -426,8 +429,15 @@ impl MboBook {
         if m.flags.raw() & dbn::flags::SNAPSHOT != 0 && !self.in_snapshot {
             // A snapshot replaces the book; files before 2024-02-10 start it without an R.
             self.in_snapshot = true;
+            self.rebuilt = true;
             self.book.clear();
         }
+    }
+
+    /// Whether a snapshot rebuilt the book since the last call (see `rebuilt`).
+    #[inline(always)]
+    pub fn take_rebuilt(&mut self) -> bool {
+        std::mem::take(&mut self.rebuilt)
     }
 
     /// `apply` after the action (which the caller may have dispatched itself): the event

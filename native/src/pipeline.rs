@@ -462,6 +462,11 @@ impl State {
                 inst.engines.on_mbo_event_end(&self.cfg.engines, m.hd.ts_event, m.ts_recv, &mut self.engine_out);
                 inst.engines.on_last(m.flags.raw(), m.ts_recv);
             }
+            // The first top after a snapshot (complete at the first F_LAST, which may be a
+            // real-time record's) is the rebuilt book, not order flow: no e_n across it.
+            if mbo.take_rebuilt() && engines_on {
+                inst.engines.pressure.forget_prev();
+            }
             // An untouched top equals `last_top` (published from this book, the best source).
             if mbo.book.take_top_dirty() {
                 let top = mbo.book.top();
@@ -498,6 +503,9 @@ impl State {
     fn publish_top(&mut self, i: usize, top: Top, ts_event: u64, ts_recv: u64, flags: u8, sequence: u32, rt: u8) {
         let inst = &mut self.instruments[i];
         if inst.last_top.is_some_and(|last| same_top(&last, &top)) {
+            if self.cfg.engines.enabled {
+                inst.engines.absorption.on_same_top(&self.cfg.engines.absorption, &top, &mut self.engine_out);
+            }
             return;
         }
         inst.last_top = Some(top);

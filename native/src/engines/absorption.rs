@@ -417,6 +417,25 @@ impl Side {
 
     #[inline(never)]
     fn on_top_slots(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
+        self.resolve_depth(cfg, iid, top, out);
+        self.maintain(cfg, iid, t, self.best(top).price, ts_recv, out);
+    }
+
+    /// An event ended with the top as published before (a level refilled to exactly its
+    /// size): the print tally resets and pending zones take their depth from that top, as
+    /// `on_top` does when the top changes. Without it, the prints stayed in the tally and
+    /// the next events' depth and replenishment came out too low.
+    #[inline]
+    fn on_same_top(&mut self, cfg: &AbsorptionConfig, iid: u32, top: &Top, out: &mut Outputs) {
+        self.since_px = UNDEF_PRICE;
+        self.since_vol = 0;
+        if self.used != 0 {
+            self.resolve_depth(cfg, iid, top, out);
+        }
+    }
+
+    /// Zones waiting for the depth after their last print's event: it is `top`'s now.
+    fn resolve_depth(&mut self, cfg: &AbsorptionConfig, iid: u32, top: &Top, out: &mut Outputs) {
         for i in used_slots(self.used) {
             let s = self.slots[i];
             if !(s.active && s.pending_depth) {
@@ -429,7 +448,6 @@ impl Side {
                 z.strength = strength(s.abs_volume, repl, cfg.min_volume);
             }
         }
-        self.maintain(cfg, iid, t, self.best(top).price, ts_recv, out);
     }
 }
 
@@ -454,6 +472,17 @@ impl AbsorptionEngine {
         let iid = self.instrument_id;
         self.bid.on_trade(cfg, iid, ts_event, ts_recv, price, size, side, top, out, &mut self.counters);
         self.ask.on_trade(cfg, iid, ts_event, ts_recv, price, size, side, top, out, &mut self.counters);
+    }
+
+    /// An event ended (F_LAST) leaving the published top as it was (see `Side::on_same_top`).
+    #[inline]
+    pub fn on_same_top(&mut self, cfg: &AbsorptionConfig, top: &Top, out: &mut Outputs) {
+        if !cfg.enabled {
+            return;
+        }
+        let iid = self.instrument_id;
+        self.bid.on_same_top(cfg, iid, top, out);
+        self.ask.on_same_top(cfg, iid, top, out);
     }
 
     #[inline]

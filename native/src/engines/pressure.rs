@@ -120,6 +120,12 @@ impl BookPressure {
         self.instrument_id
     }
 
+    /// A book rebuilt from a snapshot: its first top is not order flow since the last one
+    /// (the reference excludes F_SNAPSHOT records from activity counts), so no e_n for it.
+    pub fn forget_prev(&mut self) {
+        self.prev = None;
+    }
+
     /// The top changed: updates the L1 measures and returns e_n (0 for the first top or
     /// when either top has an empty side: no queue to compare against).
     pub fn on_top(&mut self, cfg: &PressureConfig, ts_event: u64, top: &Top) -> i64 {
