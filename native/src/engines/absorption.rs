@@ -183,6 +183,10 @@ struct Side {
     /// `on_trade` does not yet show it.
     since_px: i64,
     since_vol: u64,
+    /// A print at the best (`price`, `t`, `ts_recv`) to judge when its event ends: rule (2),
+    /// nothing traded beyond L, covers the whole match, and a later print of the same match
+    /// may go through L (judged at the print, a zone was written and broken at once).
+    candidate: Option<(i64, u64, u64)>,
 }
 
 fn replenishment(volume: u64, depth_start: u64, depth_now: u64) -> u64 {
@@ -201,7 +205,7 @@ impl Side {
     fn new(is_bid: bool, cap: usize) -> Self {
         let mut sums = FxHashMap::default();
         sums.reserve(2 * MAX_PRICES);
-        Self { is_bid, prints: Fifo::new(cap), sums, extreme: Fifo::new(cap), slots: [Slot::default(); SLOTS], used: 0, since_px: UNDEF_PRICE, since_vol: 0 }
+        Self { is_bid, prints: Fifo::new(cap), sums, extreme: Fifo::new(cap), slots: [Slot::default(); SLOTS], used: 0, since_px: UNDEF_PRICE, since_vol: 0, candidate: None }
     }
     fn resting(&self) -> u8 {
         if self.is_bid { b'B' } else { b'A' }
@@ -368,11 +372,18 @@ impl Side {
             self.since_vol = self.since_vol.saturating_add(size as u64);
         }
         self.add_print(t, price, size, depth_before, c);
+        if self.best(top).price == price {
+            self.candidate = Some((price, t, ts_recv));
+        }
+    }
 
-        let l = price;
+    /// The event of a print at the best has ended: the causal rule over the window, then the
+    /// zone (its depth comes from the published top by `resolve_depth` right after).
+    fn judge(&mut self, cfg: &AbsorptionConfig, iid: u32, top: &Top, out: &mut Outputs, c: &mut AbsorptionCounters) {
+        let Some((l, t, ts_recv)) = self.candidate.take() else { return };
         let Some(sum) = self.sums.get(&l).copied() else { return };
         let nothing_beyond = self.extreme.front().is_none_or(|m| !self.beyond(m.price, l));
-        if self.best(top).price != l || !nothing_beyond || sum.volume < cfg.min_volume {
+        if !nothing_beyond || sum.volume < cfg.min_volume {
             return;
         }
         let found = used_slots(self.used).find(|&i| self.slots[i].price == l);
@@ -407,9 +418,12 @@ impl Side {
 
     /// Every top change: nearly always no zone is in play, and only the print tally resets.
     #[inline]
-    fn on_top(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs) {
+    fn on_top(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs, c: &mut AbsorptionCounters) {
         self.since_px = UNDEF_PRICE;
         self.since_vol = 0;
+        if self.candidate.is_some() {
+            self.judge(cfg, iid, top, out, c);
+        }
         if self.used != 0 {
             self.on_top_slots(cfg, iid, t, ts_recv, top, out);
         }
@@ -426,9 +440,12 @@ impl Side {
     /// `on_top` does when the top changes. Without it, the prints stayed in the tally and
     /// the next events' depth and replenishment came out too low.
     #[inline]
-    fn on_same_top(&mut self, cfg: &AbsorptionConfig, iid: u32, top: &Top, out: &mut Outputs) {
+    fn on_same_top(&mut self, cfg: &AbsorptionConfig, iid: u32, top: &Top, out: &mut Outputs, c: &mut AbsorptionCounters) {
         self.since_px = UNDEF_PRICE;
         self.since_vol = 0;
+        if self.candidate.is_some() {
+            self.judge(cfg, iid, top, out, c);
+        }
         if self.used != 0 {
             self.resolve_depth(cfg, iid, top, out);
         }
@@ -481,8 +498,8 @@ impl AbsorptionEngine {
             return;
         }
         let iid = self.instrument_id;
-        self.bid.on_same_top(cfg, iid, top, out);
-        self.ask.on_same_top(cfg, iid, top, out);
+        self.bid.on_same_top(cfg, iid, top, out, &mut self.counters);
+        self.ask.on_same_top(cfg, iid, top, out, &mut self.counters);
     }
 
     #[inline]
@@ -491,8 +508,8 @@ impl AbsorptionEngine {
             return;
         }
         let iid = self.instrument_id;
-        self.bid.on_top(cfg, iid, ts_event, ts_recv, top, out);
-        self.ask.on_top(cfg, iid, ts_event, ts_recv, top, out);
+        self.bid.on_top(cfg, iid, ts_event, ts_recv, top, out, &mut self.counters);
+        self.ask.on_top(cfg, iid, ts_event, ts_recv, top, out, &mut self.counters);
     }
 }
 

@@ -69,10 +69,29 @@ fn depth_estimate_within_one_event() {
     let tp = top(L, 40, L + TICK, 5);
     e.on_trade(&cfg, S, S, L, 10, b'A', &tp, &mut out);
     e.on_trade(&cfg, S, S, L, 10, b'A', &tp, &mut out);
-    assert_eq!(zone(&out, b'B', L).unwrap().hidden_qty, 0);
+    // Judged when the event ends, not at each print (see the next test).
+    assert!(zone(&out, b'B', L).is_none());
     // The published top shows the level refilled to 40: 20 replenished.
     e.on_top(&cfg, S, S, &tp, &mut out);
     assert_eq!(zone(&out, b'B', L).unwrap().hidden_qty, 20);
+}
+
+#[test]
+fn a_print_through_the_level_later_in_the_same_match_blocks_the_signal() {
+    // Rule (2), nothing traded below L over (t - W, t], covers the whole match: the sweep's
+    // second print, at L - 1 with the same ts_event, is inside the window.
+    let cfg = AbsorptionConfig { min_volume: 100, ..cfg30() };
+    let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+    let tp = top(L, 300, L + TICK, 5);
+    e.on_trade(&cfg, S, S, L, 300, b'A', &tp, &mut out);
+    e.on_trade(&cfg, S, S, L - TICK, 50, b'A', &tp, &mut out);
+    e.on_top(&cfg, S, S, &top(L - TICK, 50, L, 5), &mut out);
+    assert!(zone(&out, b'B', L).is_none() && out.zones.rows.is_empty());
+    // The same match without the second print is absorption.
+    let (mut e, mut out) = (AbsorptionEngine::new(7, &cfg), outputs());
+    e.on_trade(&cfg, S, S, L, 300, b'A', &tp, &mut out);
+    e.on_top(&cfg, S, S, &top(L, 300, L + TICK, 5), &mut out);
+    assert_eq!(zone(&out, b'B', L).unwrap().count, 1);
 }
 
 #[test]
