@@ -13,7 +13,9 @@ Around that: a watchdog (no bytes for ``heartbeat_interval_s + 10`` s = dead con
 official Python client), reconnects with exponential backoff and full jitter (``Backoff``), a
 ``reset_stream()`` before every new stream so books are rebuilt from the fresh snapshot, a give-up
 signal after ``connect_attempts`` consecutive failed attempts (the daemon switches to its fallback
-feed) while retrying in the background, and gateway errors classified by code (§1.10).
+feed) while retrying in the background, and gateway errors classified by code (§1.10). A session
+that ends before any market data counts as a failed attempt; recovery is declared when data
+flows, not at the handshake.
 
 The key appears only masked (``ApiKey.masked``) in logs, errors and stats. Plain asyncio: runs
 unchanged under uvloop. Not thread-safe: call ``stop()`` from the loop that runs ``run()``.
@@ -33,10 +35,10 @@ from typing import Any
 from aurum.apikey import ApiKey
 from aurum.feeds.backoff import Backoff
 from aurum.feeds.holds import run_holds
-from aurum.feeds.threads import in_daemon_thread
 from aurum.feeds.lsg_protocol import (
     LsgAuthError, LsgError, LsgFatalError, LsgSession, LsgStats, _HandshakeError,
 )
+from aurum.feeds.threads import in_daemon_thread
 from aurum.gateway.control import STYPES_IN, AuthRequest, SubscriptionRequest
 
 log = logging.getLogger("aurum.lsg")
