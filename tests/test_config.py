@@ -29,6 +29,18 @@ def test_example_config_loads_and_equals_the_defaults() -> None:
     assert cfg.shm.mode == 0o600 and cfg.metrics.host == "127.0.0.1"
     # Its engine section is accepted by the native pipeline as it stands.
     _native.Pipeline(engine_config=cfg.engines)
+    assert cfg.engines["flow"] == default.engines["flow"] == {"tick": 100_000_000}
+
+
+def test_engine_tables_merge_key_by_key(tmp_path: Path) -> None:
+    """[engines.flow] with other keys keeps the default GC tick; a file can still set it."""
+    p = tmp_path / "a.toml"
+    p.write_text("[engines.flow]\nimbalance_ratio = 4.0\n[engines.absorption]\nmin_volume = 200\n")
+    cfg = load_config(p, environ={})
+    assert cfg.engines["flow"] == {"tick": 100_000_000, "imbalance_ratio": 4.0}
+    assert cfg.engines["absorption"] == {"min_volume": 200}
+    p.write_text("[engines.flow]\ntick = 0\n")
+    assert load_config(p, environ={}).engines["flow"] == {"tick": 0}
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:

@@ -102,3 +102,27 @@ def test_absorption_replenishment_when_the_level_refills_to_its_size() -> None:
         volume, repl = 320, 320 - (100 - sizes[-1])
         assert len(zones) == 1 and zones[0]["volume"] == volume and zones[0]["hidden_qty"] == repl, (sizes, zones)
         assert abs(zones[0]["strength"] - min(1, volume / 600) * (0.5 + 0.5 * min(1, repl / volume))) < 1e-6
+
+
+def test_the_daemons_gc_tick_keeps_prints_two_ticks_apart_apart() -> None:
+    """Buys at 0, +2 and +4 ticks, the first prints of a stream: with the tick inferred from
+    the prints (engines' default 0) they looked adjacent, a stacked run of 3; with the GC tick
+    the daemon's config now passes (0.10), they are three runs of 1."""
+    from aurum.config import load_config
+    from aurum.rings import ring_array
+
+    def stacked(engine_config: dict[str, object] | None) -> int:
+        s = Stream(1_700_000_040 * SECOND)
+        for k, px in enumerate((PX, PX + 2 * TICK, PX + 4 * TICK)):
+            s.t += 1000
+            s.r("T", "B", 10 + k, px, 10)
+        p = _native.Pipeline(engine_config=engine_config)
+        meta = dbn.Metadata(dataset="GLBX.MDP3", start=0, stype_in=dbn.SType.RAW_SYMBOL,
+                            stype_out=dbn.SType.INSTRUMENT_ID, schema=dbn.Schema.MBO, symbols=["GCZ6"], partial=[],
+                            not_found=[], mappings=[], end=2**64 - 1, version=3)
+        p.feed(bytes(meta.encode()) + b"".join(s.recs))
+        p.flush_bars()
+        return int(ring_array(p, "flow")[: p.ring_written("flow")][0]["stacked_buy"])
+
+    assert stacked(None) == 3
+    assert stacked(load_config(None, environ={}).engines) == 1

@@ -126,7 +126,10 @@ class Config:
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
-    engines: dict[str, Any] = field(default_factory=dict)
+    # GC's tick (0.10 USD, fixed point 1e-9) for the footprint's diagonal and stacked
+    # imbalances: left at 0, the engine infers it from the first prints, and prints two ticks
+    # apart at the start of a stream look adjacent.
+    engines: dict[str, Any] = field(default_factory=lambda: {"flow": {"tick": 100_000_000}})
     source: str = "<defaults>"
     # Where each key set from outside came from ("section.key" -> file or $VARIABLE), so an
     # error names the place the bad value was written.
@@ -203,7 +206,10 @@ def _apply(cfg: Config, data: dict[str, Any], src: str) -> None:
         if section == "engines":
             if not isinstance(values, dict):
                 raise ConfigError(f"{src}: [engines] must be a table")
-            cfg.engines = {**cfg.engines, **values}
+            for name, table in values.items():  # key by key within a table: [engines.flow] keeps tick
+                base = cfg.engines.get(name)
+                both = isinstance(base, dict) and isinstance(table, dict)
+                cfg.engines = {**cfg.engines, name: {**base, **table} if both else table}
             continue
         target = getattr(cfg, section, None)
         if target is None or not dataclasses.is_dataclass(target):
