@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+INCLUDE = REPO_ROOT / "native" / "include"  # the C header and reader of the shared-memory layout
+# The environment for a child Python that must import this tree's package.
+PYENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 # Let `import aurum` work from a source checkout when the package is not installed (the
 # extension module still has to be built into python/aurum/ for native tests to run).

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import INCLUDE, PYENV
 
 from aurum import consumer
 from aurum.consumer import LayoutMismatch, SegmentMissing, ShmReader
@@ -22,9 +23,6 @@ from aurum.consumer import LayoutMismatch, SegmentMissing, ShmReader
 _native = pytest.importorskip("aurum._native")
 Writer = _native.ShmSignalWriter
 
-REPO = Path(__file__).resolve().parents[1]
-INCLUDE = REPO / "native" / "include"
-PYENV = {**os.environ, "PYTHONPATH": str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
 

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import INCLUDE, PYENV
 
 from aurum.api.hub import ShmHub, Unavailable
 from aurum.consumer import MAGIC, STATE_OFFSET, ShmReader, StateBusy
@@ -27,9 +28,6 @@ from aurum.consumer import MAGIC, STATE_OFFSET, ShmReader, StateBusy
 _native = pytest.importorskip("aurum._native")
 Writer = _native.ShmSignalWriter
 
-REPO = Path(__file__).resolve().parents[1]
-INCLUDE = REPO / "native" / "include"
-PYENV = {**os.environ, "PYTHONPATH": str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
 

@@ -7,6 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "../../native/tests/support/hostile.rs"]
 mod hostile;
+#[allow(dead_code)] // only its metadata header is used here
+#[path = "../../native/tests/support/synthetic.rs"]
+mod synthetic;
 
 fuzz_target!(|data: &[u8]| {
     let _ = hostile::run(data);

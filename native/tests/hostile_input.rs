@@ -6,6 +6,9 @@
 
 #[path = "support/hostile.rs"]
 mod hostile;
+#[allow(dead_code)] // only its metadata header is used here
+#[path = "support/synthetic.rs"]
+mod synthetic;
 
 fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
     move || {

@@ -9,32 +9,19 @@
 //! `UNDEF_PRICE`, `u32::MAX` sizes, time going backwards); raw bytes are spliced in too.
 //! Any panic is a bug: in the daemon it would cross the FFI boundary.
 //!
+//! Needs `support/synthetic.rs` as the crate's `synthetic` module (its metadata header).
+//!
 //! Checked invariants besides "no panic": a decode error is sticky until the stream is
 //! reset, and nothing is deferred once `resume` has returned with the pipeline not held.
 
 use arbitrary::{Result, Unstructured};
 use aurum_native::bars::BarConfig;
 use aurum_native::pipeline::{Pipeline, PipelineConfig};
-use dbn::encode::DbnMetadataEncoder;
 use dbn::{rtype, FlagSet, MboMsg, Mbp10Msg, Mbp1Msg, RecordHeader, TradeMsg};
 
 const BASE_TS: u64 = 1_700_000_000_000_000_000;
 const MID: i64 = 2_400_000_000_000;
 const TICK: i64 = 100_000_000;
-
-fn header(ts_out: bool) -> Vec<u8> {
-    let meta = dbn::MetadataBuilder::new()
-        .dataset("GLBX.MDP3".to_owned())
-        .schema(Some(dbn::Schema::Mbo))
-        .start(0)
-        .stype_in(Some(dbn::SType::RawSymbol))
-        .stype_out(dbn::SType::InstrumentId)
-        .ts_out(ts_out)
-        .build();
-    let mut out = Vec::new();
-    DbnMetadataEncoder::new(&mut out).encode(&meta).expect("metadata");
-    out
-}
 
 struct Gen {
     ts: u64,
@@ -239,7 +226,7 @@ pub fn run(data: &[u8]) -> Result<()> {
     let mut p = Pipeline::new(config(&mut u)?);
     let mut ts_out = u.arbitrary::<bool>()?;
     let mut gen = Gen { ts: BASE_TS };
-    let mut pending = header(ts_out);
+    let mut pending = crate::synthetic::mbo_header(ts_out);
     let mut failed = false;
     while !u.is_empty() {
         let stamp = ts_out.then_some(gen.ts);
@@ -276,7 +263,7 @@ pub fn run(data: &[u8]) -> Result<()> {
                 p.state.reset_events();
                 failed = false;
                 ts_out = u.arbitrary()?;
-                pending = header(ts_out);
+                pending = crate::synthetic::mbo_header(ts_out);
             }
             _ => {
                 p.state.flush_bars();

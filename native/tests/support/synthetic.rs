@@ -2,18 +2,25 @@
 
 use dbn::encode::{DbnMetadataEncoder, EncodeRecord};
 
-/// A synthetic GC session: adds near the touch, partial and full cancels, modifies, and
-/// trade events (T, F, C) with F_LAST on each event's last record.
-pub fn synthetic() -> Vec<u8> {
+/// The DBN v3 metadata header of a GLBX.MDP3 MBO stream (with `ts_out` if asked).
+pub fn mbo_header(ts_out: bool) -> Vec<u8> {
     let meta = dbn::MetadataBuilder::new()
         .dataset("GLBX.MDP3".to_owned())
         .schema(Some(dbn::Schema::Mbo))
         .start(0)
         .stype_in(Some(dbn::SType::RawSymbol))
         .stype_out(dbn::SType::InstrumentId)
+        .ts_out(ts_out)
         .build();
     let mut out = Vec::new();
-    DbnMetadataEncoder::new(&mut out).encode(&meta).unwrap();
+    DbnMetadataEncoder::new(&mut out).encode(&meta).expect("metadata");
+    out
+}
+
+/// A synthetic GC session: adds near the touch, partial and full cancels, modifies, and
+/// trade events (T, F, C) with F_LAST on each event's last record.
+pub fn synthetic() -> Vec<u8> {
+    let mut out = mbo_header(false);
     let mut enc = dbn::encode::dbn::RecordEncoder::new(&mut out);
     let mut seed = 0x2545F4914F6CDD1Du64;
     let mut rnd = move || {
