@@ -88,6 +88,9 @@ class SignalsConfig:
     min_confidence: float = 0.25
     cooldown_bars: int = 3
     bar_interval_s: float = 60.0
+    # Calendar spreads (a parent subscription such as GC.FUT carries them) get no signals
+    # unless this is set: their prices are leg differences (aurum.decision.scope).
+    include_spreads: bool = False
 
 
 @dataclass

@@ -73,7 +73,8 @@ class Daemon:
         self.pipeline = _native.Pipeline(bar_interval_ns=int(cfg.signals.bar_interval_s * 1e9),
                                          engine_config=cfg.engines, hold_at_bar_close=True)
         self.decision = DecisionEngine(self.pipeline, DecisionConfig(weights=cfg.signals.weights,
-                                                                     signal=signal_config(cfg)),
+                                                                     signal=signal_config(cfg),
+                                                                     include_spreads=cfg.signals.include_spreads),
                                        providers=default_providers())
         self.bars = RingReader(self.pipeline, "bars", from_start=True)
         self._trades = ring_array(self.pipeline, "trades")
@@ -242,9 +243,8 @@ class Daemon:
         self._last_state = time.monotonic()
         fields: dict[str, Any] = {"ts_ns": now_ns, "source": self.source, "ts_out": self.pipeline.last_ts_out,
                                   "feed_state": self.feed_state_now()}
-        ids = self.pipeline.book_ids() or [i for i in self.decision.last_score]
-        if ids:
-            iid = ids[0]
+        iid = self._state_instrument()
+        if iid is not None:
             top = self.pipeline.last_top(iid)
             fields["instrument_id"] = iid
             if top is not None and top[0] != _native.UNDEF_PRICE and top[3] != _native.UNDEF_PRICE:
@@ -261,6 +261,20 @@ class Daemon:
                 fields["pillar_conf"] = [score.pillars[n].confidence if n in score.pillars else 0.0 for n in names]
         self.shm.update_state(fields)
         self.shm.wake()
+
+    def _state_instrument(self) -> int | None:
+        """The instrument the state block shows: of those in the decision's scope, the most
+        traded this session (a parent subscription carries every month and the spreads; the
+        front month is the one trading), else the first with a book."""
+        ids = self.pipeline.book_ids() or list(self.decision.last_score)
+        if not ids:
+            return None
+        scope = self.decision.scope
+        in_scope = [i for i in ids if scope.allows(i)] or ids
+        if len(in_scope) == 1:
+            return in_scope[0]
+        # max() keeps the first of equals: with no volume yet, the first book.
+        return max(in_scope, key=lambda i: self._session_volume.get(i, 0))
 
     def _last_trade(self, iid: int) -> dict[str, Any]:
         """The newest trade of ``iid`` still in the trade ring (a few rows back at most)."""

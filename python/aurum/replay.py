@@ -18,6 +18,7 @@ import databento_dbn
 import numpy as np
 
 from aurum import _native
+from aurum.decision.scope import header_symbols
 from aurum.feeds.holds import run_holds
 from aurum.journal import continues
 from aurum.kernels.bar_stats import wilder_atr
@@ -112,7 +113,8 @@ def options_from_config(cfg: Any, **overrides: Any) -> ReplayOptions:
     from aurum.decision.engine import DecisionConfig
 
     base = {"bar_interval_ns": int(cfg.signals.bar_interval_s * 1e9), "engine_config": cfg.engines or None,
-            "decision": DecisionConfig(weights=cfg.signals.weights, signal=signal_config(cfg))}
+            "decision": DecisionConfig(weights=cfg.signals.weights, signal=signal_config(cfg),
+                                       include_spreads=cfg.signals.include_spreads)}
     return ReplayOptions(**{**base, **overrides})
 
 
@@ -224,11 +226,7 @@ class Replayer:
 
     def _collect_symbols(self, metadata: dict[str, Any] | None) -> None:
         # Historical files map symbols in the header; live sessions send SymbolMappingMsg.
-        if metadata and metadata.get("stype_out") == "instrument_id":
-            for raw_symbol, intervals in metadata.get("mappings", []):
-                for _start, _end, iid in intervals:
-                    if iid.isdigit():
-                        self._symbols[int(iid)] = raw_symbol
+        self._symbols.update(header_symbols(metadata))
         self._symbols.update(self.pipeline.instruments())
 
     def _report(self, files: list[FileResult], elapsed: float) -> dict[str, Any]:
@@ -294,6 +292,8 @@ class Replayer:
             "flow_lost": self._flow.lost_total,
             "signals": [sg.as_dict() for sg in self.decision.signals] if self.decision else [],
             "pillars": self.decision.pillars_report() if self.decision else {},
+            # Instruments whose bars got no decision (spreads, unless signals.include_spreads).
+            "not_decided": {str(k): v for k, v in sorted(self.decision.scope.excluded.items())} if self.decision else {},
         }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from aurum import _native
+from aurum.decision.scope import InstrumentScope
 from aurum.decision.scorer import ConfidenceScorer, Pillar, Score
 from aurum.decision.signal import Level, Market, Signal, SignalBuilder, SignalConfig
 from aurum.kernels.barwindow import HISTORY, PACKED_BAR, BarWindow
@@ -41,6 +42,7 @@ class DecisionConfig:
     signal: SignalConfig = field(default_factory=SignalConfig)
     tick: int = 100_000_000  # GC: 0.10 USD in DBN fixed point
     atr_period: int = 14
+    include_spreads: bool = False  # decide on calendar spreads too (aurum.decision.scope)
 
 
 class DecisionEngine:
@@ -53,13 +55,18 @@ class DecisionEngine:
         self._builders: dict[int, SignalBuilder] = {}
         self.provider_errors: dict[str, str] = {}  # the latest error per provider, for logs
         self.signals: list[Signal] = []
+        self.scope = InstrumentScope(pipeline, self.config.include_spreads)
         self._core = DecisionCore(self)
         # Instrument id -> Score of its last bar close (read-only; built when read).
         self.last_score: Mapping[int, Score] = self._core.scores
 
     def on_bars(self, bars: np.ndarray, now_ns: int = 0, feed_degraded: str | None = None) -> list[Signal]:
         """New closed bars (BAR_DTYPE rows, any kinds). Returns the signals they produced (also
-        appended to ``signals``)."""
+        appended to ``signals``). Bars of instruments out of scope (spreads, by default) are
+        left out."""
+        bars = self.scope.select(bars)
+        if bars.ndim == 1 and not len(bars):  # (other shapes: the core's error names them)
+            return []
         out: list[Signal] = self._core.on_bars(bars, now_ns, feed_degraded)
         return out
 
