@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod derive;
 pub mod engines;
 pub mod file;
+pub mod instrument;
 pub mod latency;
 pub mod pipeline;
 pub mod ring;

@@ -10,18 +10,15 @@
 use dbn::{flags, rtype, ErrorMsg, MboMsg, Mbp10Msg, Mbp1Msg, RecordRef, SymbolMappingMsg, SystemMsg, TradeMsg};
 use rustc_hash::FxHashMap;
 
-use crate::bars::{BarConfig, InstrumentBars};
+use crate::bars::BarConfig;
 use crate::book::{Anomalies, L3Book, LevelView, MboBook, Mbp10Book, Top, EMPTY_LEVEL, UNDEF_PRICE};
 use crate::decoder::{DecodeError, StreamDecoder};
-use crate::engines::{EngineConfig, InstrumentEngines, Outputs, DEPTH};
+use crate::engines::{EngineConfig, Outputs, DEPTH};
+pub use crate::instrument::Instrument;
+use crate::instrument::{SRC_MBO, SRC_MBP1, SRC_MBP10, SRC_TRADES};
 use crate::latency::{self, Latencies};
 use crate::ring::{BarRec, Ring, TopRec, TradeRec};
 
-// The same bits as `engines::SEEN_*`, which reports engine status from them.
-const SRC_MBO: u8 = crate::engines::SEEN_MBO;
-const SRC_TRADES: u8 = crate::engines::SEEN_TRADES;
-const SRC_MBP10: u8 = crate::engines::SEEN_MBP10;
-const SRC_MBP1: u8 = crate::engines::SEEN_MBP1;
 /// Kept ErrorMsg texts (oldest dropped): enough to explain a failure, bounded memory.
 const MAX_ERRORS_KEPT: usize = 64;
 
@@ -45,53 +42,6 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self { trade_capacity: 1 << 13, top_capacity: 1 << 13, bar_capacity: 1 << 12, bars: BarConfig::default(), strict: false, engines: EngineConfig::default(), max_instruments: 4096, hold_at_bar_close: false }
-    }
-}
-
-pub struct Instrument {
-    pub id: u32,
-    pub mbo: Option<MboBook>,
-    pub mbp10: Mbp10Book,
-    seen: u8,
-    last_top: Option<Top>,
-    bars: InstrumentBars,
-    pub engines: InstrumentEngines,
-}
-
-impl Instrument {
-    fn new(id: u32, cfg: &EngineConfig) -> Self {
-        Self { id, mbo: None, mbp10: Mbp10Book::default(), seen: 0, last_top: None, bars: InstrumentBars::default(), engines: InstrumentEngines::new(id, cfg) }
-    }
-
-    /// Schemas seen for this instrument (`engines::SEEN_*` bits).
-    pub fn seen(&self) -> u8 {
-        self.seen
-    }
-
-    pub fn book(&self) -> Option<&L3Book> {
-        self.mbo.as_ref().map(|m| &m.book)
-    }
-
-    /// An MBO event is open (no F_LAST yet): the book is mid-update.
-    pub fn in_event(&self) -> bool {
-        self.mbo.as_ref().is_some_and(|m| m.in_event)
-    }
-
-    /// The top of book as last published (at an F_LAST), from the best schema seen.
-    pub fn last_top(&self) -> Option<Top> {
-        self.last_top
-    }
-
-    /// True if `src` is the best trade source seen for this instrument.
-    #[inline]
-    fn primary(&self, src: u8) -> bool {
-        self.seen & (src - 1) == 0
-    }
-
-    /// Top of book: MBO, then MBP-10, then MBP-1 (the trades schema carries no book).
-    #[inline]
-    fn top_primary(&self, src: u8) -> bool {
-        self.seen & (src - 1) & !SRC_TRADES == 0
     }
 }
 

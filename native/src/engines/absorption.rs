@@ -418,6 +418,7 @@ impl Side {
 
     /// Every top change: nearly always no zone is in play, and only the print tally resets.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // one side of a top change, called per change: no struct built
     fn on_top(&mut self, cfg: &AbsorptionConfig, iid: u32, t: u64, ts_recv: u64, top: &Top, out: &mut Outputs, c: &mut AbsorptionCounters) {
         self.since_px = UNDEF_PRICE;
         self.since_vol = 0;

@@ -190,6 +190,9 @@ fn encode<R: AsRef<[u8]>>(out: &mut Vec<u8>, rec: R, ts_out: Option<u64>) {
     }
 }
 
+// Field by field on purpose: the fuzzer's bytes are consumed in this order, so a saved corpus
+// keeps meaning the same configurations.
+#[allow(clippy::field_reassign_with_default)]
 fn config(u: &mut Unstructured<'_>) -> Result<PipelineConfig> {
     let mut cfg = PipelineConfig::default();
     cfg.hold_at_bar_close = u.ratio(3, 4)?;
