@@ -61,6 +61,58 @@ def test_sweep_matching_needs_kind_side_time_and_price() -> None:
     assert (s.labels_found, s.detections, s.detections_correct) == (1, 2, 1)
 
 
+def test_matching_is_one_to_one() -> None:
+    labels = [lab("sweep", aggressor_side="B", ts_start=100 * S, prices=[4100 * PX])]
+    d = {"kind": "sweep", "instrument_id": 7, "side": "B", "ts_event": 100 * S, "ts_recv": 100 * S,
+         "first_px": 4100.0, "last_px": 4100.0}
+    # The same sweep reported three times: one correct detection, two false ones.
+    s = score_sweeps(labels, [d, dict(d), dict(d)], "sweep", event_tol_ms=50.0)
+    assert (s.labels_found, s.detections, s.detections_correct) == (1, 3, 1)
+    assert s.precision == pytest.approx(1 / 3) and s.target_met() is False
+    # One synthetic detection cannot find two planted icebergs at the same level 7 s apart.
+    two = [lab("synthetic_iceberg", ts_start=100 * S, ts_end=110 * S),
+           lab("synthetic_iceberg", ts_start=117 * S, ts_end=125 * S)]
+    one = {"kind": "synthetic", "instrument_id": 7, "side": "B", "price": 4100.0, "first_ts": 108 * S, "last_ts": 119 * S}
+    s = score_synthetic(two, [one], hold_tol_s=5.0)
+    assert (s.labels, s.labels_found, s.detections_correct) == (2, 1, 1) and s.recall == 0.5
+    # A maximum matching, not a greedy one: detection A fits both labels, B only the first.
+    a = {**one, "first_ts": 108 * S, "last_ts": 119 * S}
+    b = {**one, "first_ts": 95 * S, "last_ts": 101 * S}
+    s = score_synthetic(two, [a, b], hold_tol_s=5.0)
+    assert (s.labels_found, s.detections_correct) == (2, 2)
+    # Duplicate native rows of one order id.
+    s = score_native([lab("native_iceberg", order_id=11)], [{"kind": "native", "order_id": 11}] * 2)
+    assert (s.labels_found, s.detections_correct) == (1, 1)
+
+
+def test_no_labels_and_wrong_detections_miss_the_target_and_no_detections_is_f1_zero() -> None:
+    d = {"kind": "sweep", "instrument_id": 7, "side": "B", "ts_event": 100 * S, "ts_recv": 100 * S,
+         "first_px": 4100.0, "last_px": 4100.0}
+    s = score_sweeps([], [d] * 5, "sweep", event_tol_ms=50.0)
+    assert s.precision == 0.0 and s.recall is None and s.target_met() is False
+    assert score_sweeps([], [], "sweep", event_tol_ms=50.0).target_met() is None
+    labels = [lab("sweep", aggressor_side="B", ts_start=100 * S, prices=[4100 * PX])]
+    s = score_sweeps(labels, [], "sweep", event_tol_ms=50.0)
+    assert s.f1 == 0.0 and s.target_met() is False
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--seed", "-1"], "argument --seed: was -1, expected an integer >= 0"),
+    (["--event-tol", "nan"], "argument --event-tol: was 'nan', expected a finite number >= 0"),
+    (["--hold-tol", "inf"], "argument --hold-tol: was 'inf', expected a finite number >= 0"),
+    (["--keep", "{file}", "--scenarios", "quiet", "--records", "10000"], "exists and is not a directory"),
+    (["{file}"], "bad magic"),
+    (["{dir}"], "is not a file"),
+])
+def test_eval_bad_input_is_one_line(args: list[str], says: str, tmp_path: Path) -> None:
+    f = tmp_path / "not-dbn.txt"
+    f.write_text("hello\n")
+    args = [a.format(file=f, dir=tmp_path) for a in args]
+    out = subprocess.run([sys.executable, "-m", "aurum.cli", "eval", *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode in (1, 2) and "Traceback" not in out.stderr
+    assert says in out.stderr.strip().splitlines()[-1]
+
+
 def _eval(*args: str) -> dict[str, object]:
     out = subprocess.run([sys.executable, "-m", "aurum.cli", "eval", "--json", *args],
                          capture_output=True, text=True, timeout=600)

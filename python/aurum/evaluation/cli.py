@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from aurum.cliargs import finite_non_negative, non_negative_int
 from aurum.evaluation.matching import Score, rules_text, score_all
 
 DEFAULT_SCENARIOS = ("icebergs", "absorption", "sweeps", "mixed")
@@ -26,13 +27,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", type=Path, help="DBN files to scan (no scoring); none = simulate and score")
     p.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
                    help=f"comma-separated simulator scenarios (default {','.join(DEFAULT_SCENARIOS)})")
-    p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    p.add_argument("--seed", type=non_negative_int, default=1, help="simulator seed (default 1)")
     p.add_argument("--records", type=int, default=400_000, help="MBO records per scenario (default 400000)")
     p.add_argument("--schema", choices=("mbo", "mbp-10"), default="mbo",
                    help="which of the simulated files to feed (default mbo)")
-    p.add_argument("--hold-tol", type=float, default=5.0, metavar="S",
+    p.add_argument("--hold-tol", type=finite_non_negative, default=5.0, metavar="S",
                    help="time tolerance for icebergs/absorption windows, seconds (default 5)")
-    p.add_argument("--event-tol", type=float, default=50.0, metavar="MS",
+    p.add_argument("--event-tol", type=finite_non_negative, default=50.0, metavar="MS",
                    help="time tolerance for sweeps and stop runs, milliseconds (default 50)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
@@ -114,21 +115,43 @@ def print_scores(result: dict[str, Any], out: Any = sys.stdout) -> None:
         rows(sc["scores"])
     w("all scenarios\n")
     rows(result["total"])
-    w("matching rules (labels: the simulator's planted events; incomplete labels are not in recall):\n")
+    w("matching rules (labels: the simulator's planted events; incomplete labels are not in recall; "
+      "one-to-one: a maximum matching pairs each label with at most one detection and each detection with at "
+      "most one label):\n")
     for k, v in result["matching"].items():
         w(f"  {k}: {v}\n")
     w("synthetic icebergs are an experimental heuristic (microstructure reference 1.4).\n")
 
 
+def _never_ran(engines: dict[str, Any]) -> dict[str, str]:
+    """Engines inactive on every instrument of the file -> why (the first reason given)."""
+    out: dict[str, str] = {}
+    per = list(engines.values())
+    for name in (per[0] if per else {}):
+        states = [e.get(name, {}) for e in per]
+        if not any(st.get("active") for st in states):
+            out[name] = states[0].get("reason", "inactive")
+    return out
+
+
 def scan_files(paths: list[Path], out: Any = sys.stdout, as_json: bool = False) -> int:
     from aurum.evaluation.runner import detect
 
+    from aurum import _native
+
     docs = []
     for p in paths:
-        if not p.is_file():
+        if not p.exists():
             print(f"aurum eval: no such file: {p}", file=sys.stderr)
             return 2
-        d = detect(p)
+        if not p.is_file():
+            print(f"aurum eval: {p} is not a file (a directory?); give DBN files", file=sys.stderr)
+            return 2
+        try:
+            d = detect(p)
+        except (_native.DecodeError, OSError) as e:
+            print(f"aurum eval: {p}: {e}", file=sys.stderr)
+            return 1
         nat = [i for i in d.icebergs if i["kind"] == "native"]
         syn = [i for i in d.icebergs if i["kind"] == "synthetic"]
         doc = {"file": str(p), "records": d.records, "engines": d.engines,
@@ -146,6 +169,9 @@ def scan_files(paths: list[Path], out: Any = sys.stdout, as_json: bool = False) 
         if not as_json:
             w = out.write
             w(f"{p} ({d.records:,} records, {d.records / d.seconds:,.0f} rec/s)\n")
+            off = _never_ran(d.engines)
+            if off:  # their zeros below mean "not looked for", not "none found"
+                w("  not run on this file: " + "; ".join(f"{k} ({why})" for k, why in off.items()) + "\n")
             w(f"  native icebergs {doc['native_icebergs']} (refill events {doc['native_refill_events']}, "
               f"est. refills {doc['native_refills']}, hidden qty {doc['native_hidden_qty']})\n")
             w(f"  synthetic icebergs (experimental) {doc['synthetic_icebergs']}\n")
@@ -161,10 +187,15 @@ def scan_files(paths: list[Path], out: Any = sys.stdout, as_json: bool = False) 
 
 def run(args: argparse.Namespace) -> int:
     if args.paths:
+        ignored = [f for f, v in (("--check", args.check), ("--keep", args.keep is not None)) if v]
+        ignored += [f for f, d in (("--scenarios", ",".join(DEFAULT_SCENARIOS)), ("--schema", "mbo")) if getattr(args, f[2:]) != d]
+        if ignored:
+            print(f"aurum eval: ignoring {', '.join(ignored)}: they apply to scoring simulated sessions; "
+                  "scanning files lists detections and scores nothing", file=sys.stderr)
         return scan_files(list(args.paths), as_json=args.json)
     from aurum.sim.params import SCENARIOS
 
-    scenarios = [s for s in args.scenarios.split(",") if s]
+    scenarios = list(dict.fromkeys(s.strip() for s in args.scenarios.split(",") if s.strip()))  # once each
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad or not scenarios:
         print(f"aurum eval: unknown scenario {bad[0] if bad else '(none)'!r}; choose from {', '.join(SCENARIOS)}",
@@ -176,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
     kw = dict(seed=args.seed, records=args.records, schema=args.schema, hold_tol_s=args.hold_tol,
               event_tol_ms=args.event_tol)
     if args.keep is not None:
+        if args.keep.exists() and not args.keep.is_dir():
+            print(f"aurum eval: --keep {args.keep} exists and is not a directory", file=sys.stderr)
+            return 2
         args.keep.mkdir(parents=True, exist_ok=True)
         result = evaluate(scenarios, workdir=args.keep, **kw)
     else:
