@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import simulated_mbo
 
-GOLDEN_SHA256 = "3efa01de580d94678ecd12bf627df415c061462c10869e804aee75a5fdae1e0f"
+GOLDEN_SHA256 = "73fe6be5ea2b83f35cd341d59aa5cff7b75745334d034ce007680c12d63ea1fb"
 
 SCRIPT = r"""
 import sys, orjson

@@ -53,6 +53,20 @@ impl Instrument {
         self.seen & (src - 1) == 0
     }
 
+    /// The schema its top of book comes from (an rtype), None before any book record.
+    pub(crate) fn top_source(&self) -> Option<u8> {
+        let book = self.seen & !SRC_TRADES;
+        if book & SRC_MBO != 0 && self.mbo.is_some() {
+            Some(dbn::rtype::MBO)
+        } else if book & SRC_MBP10 != 0 {
+            Some(dbn::rtype::MBP_10)
+        } else if book & SRC_MBP1 != 0 {
+            Some(dbn::rtype::MBP_1)
+        } else {
+            None
+        }
+    }
+
     /// Top of book: MBO, then MBP-10, then MBP-1 (the trades schema carries no book).
     #[inline]
     pub(crate) fn top_primary(&self, src: u8) -> bool {

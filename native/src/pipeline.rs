@@ -491,10 +491,19 @@ impl State {
         }
         let mut next = u64::MAX;
         for inst in self.instruments.iter_mut() {
-            self.counters.bars_closed += inst.bars.on_clock(inst.id, now, &mut self.bars) as u64;
+            let closed = inst.bars.on_clock(inst.id, now, &mut self.bars);
+            self.counters.bars_closed += closed as u64;
             next = next.min(inst.bars.time_end());
             if self.cfg.engines.enabled {
                 inst.engines.on_clock(&self.cfg.engines, now, &mut self.engine_out);
+                if closed != 0 {
+                    if let (Some(top), Some(rt)) = (inst.last_top, inst.top_source()) {
+                        let (mbo, mbp10) = (&inst.mbo, &inst.mbp10);
+                        inst.engines.on_bar_close(&self.cfg.engines, now, |bids, asks| {
+                            fill_depth(rt, &top, mbo.as_ref().map(|m| &m.book), mbp10, bids, asks)
+                        });
+                    }
+                }
             }
         }
         self.next_bar_end = next;

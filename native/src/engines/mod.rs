@@ -48,7 +48,8 @@ pub struct EngineConfig {
     pub flow: FlowConfig,
     pub pressure: PressureConfig,
     pub protect: ProtectConfig,
-    /// Depth (10 levels per side) is sampled at a top-of-book change at most this often.
+    /// Depth (10 levels per side) is sampled at a top-of-book change and at a time-bar close,
+    /// at most this often.
     pub depth_sample_ns: u64,
     pub iceberg_capacity: usize,
     pub zone_capacity: usize,
@@ -250,6 +251,21 @@ impl InstrumentEngines {
         self.flow.add_ofi(e);
         self.protect.on_top_after_last(&cfg.protect, ts_event, top);
         self.absorption.on_top(&cfg.absorption, ts_event, ts_recv, top, out);
+        self.sample_depth(cfg, ts_event, depth);
+    }
+
+    /// A time bar closed: depth is sampled (when a sample is due) so the decision at this
+    /// close sees the book as it is, even if only levels behind an unchanged best bid and
+    /// offer moved. Sampling at top changes alone missed a book emptied behind the touch,
+    /// and the liquidity-vacuum veto never fired. Once per bar close: no per-record cost.
+    #[inline]
+    pub fn on_bar_close(&mut self, cfg: &EngineConfig, now: u64, depth: impl FnOnce(&mut [u64; DEPTH], &mut [u64; DEPTH])) {
+        self.sample_depth(cfg, now, depth);
+    }
+
+    /// The 10-level sizes into pressure and protection, at most every `depth_sample_ns`.
+    #[inline]
+    fn sample_depth(&mut self, cfg: &EngineConfig, ts_event: u64, depth: impl FnOnce(&mut [u64; DEPTH], &mut [u64; DEPTH])) {
         if ts_event >= self.last_depth_ts.saturating_add(cfg.depth_sample_ns) {
             self.last_depth_ts = ts_event;
             let (bids, asks) = self.pressure.depth_sizes_mut();
