@@ -81,7 +81,7 @@ def test_without_zones_stop_is_an_atr_multiple_and_target_a_reward_multiple() ->
     b = SignalBuilder(SignalConfig(atr_stop_mult=1.5, reward_risk=2.0, cooldown_bars=0))
     sig = b.on_bar(ConfidenceScorer({"qmo": 1}).score({"qmo": p("qmo", 0.9, 1)}), mk(1), [])
     assert sig is not None and sig.stop == pytest.approx(4098.5) and sig.targets == (4103.0,)
-    assert "ATR" in sig.reasons[-1]
+    assert sig.reasons[1] == "no defending zone: stop at an ATR multiple"  # right after the decision's reason
 
 
 def test_veto_forces_flat_at_once_and_names_the_reason() -> None:

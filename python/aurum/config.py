@@ -88,6 +88,7 @@ class SignalsConfig:
     min_confidence: float = 0.25
     cooldown_bars: int = 3
     bar_interval_s: float = 60.0
+    min_stop_ticks: int = 2  # a stop is never nearer the entry than this many ticks
     # Calendar spreads (a parent subscription such as GC.FUT carries them) get no signals
     # unless this is set: their prices are leg differences (aurum.decision.scope).
     include_spreads: bool = False
@@ -145,7 +146,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "feed.heartbeat_interval_s": (5, 1800),  # what the gateway accepts (databento.md §1.5)
     "feed.connect_attempts": (1, 100), "feed.retry_interval_s": (0.1, 3600), "shm.capacity": (2, 1 << 20), "shm.mode": (0, 0o777),
     "signals.enter": (0, 1), "signals.exit": (0, 1), "signals.min_confidence": (0, 1),
-    "signals.cooldown_bars": (0, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
+    "signals.cooldown_bars": (0, 10_000), "signals.min_stop_ticks": (1, 10_000), "signals.bar_interval_s": (1, 86_400), "fallback.poll_s": (1, 3600),
     "fallback.cache_s": (0, 3600), "persistence.checkpoint_every_s": (1, 86_400),
     "api.port": (0, 65535), "api.stale_after_s": (0.5, 3600), "api.poll_interval_s": (0.005, 5),
     "api.ws_queue": (1, 100_000),

@@ -56,7 +56,16 @@ INVALID_SUBSCRIPTION = 5  # gateway ErrorMsg code (databento.md §1.10)
 
 def signal_config(cfg: Config) -> SignalConfig:
     s = cfg.signals
-    return SignalConfig(enter=s.enter, exit=s.exit, min_confidence=s.min_confidence, cooldown_bars=s.cooldown_bars)
+    return SignalConfig(enter=s.enter, exit=s.exit, min_confidence=s.min_confidence, cooldown_bars=s.cooldown_bars,
+                        min_stop_ticks=s.min_stop_ticks)
+
+
+def _veto_first(veto: str | None, reasons: list[str]) -> list[str]:
+    """``reasons`` with ``veto: <veto>`` first, once."""
+    if not veto:
+        return reasons
+    head = f"veto: {veto}"
+    return [head, *(r for r in reasons if r != head)]
 
 
 class Daemon:
@@ -160,6 +169,16 @@ class Daemon:
         if self.cfg.feed.clock == "wall":
             self.pipeline.advance_clock(now)
         n = self._drain_bars(now)
+        if self.cfg.feed.clock == "wall":
+            # A silent instrument closes no bar, so its stale veto is judged here too.
+            done = [self._publish(sig) for sig in self.decision.close_stale(now)]
+            if done:
+                self.shm.wake()
+                for d in done:
+                    self._after_publish(d)
+                self.decision.signals.clear()
+                self._publish_state(now, force_zones=True)
+                n += len(done)
         self.shm.heartbeat(now)
         self.notifier.watchdog()
         if self.client is not None:
@@ -219,8 +238,9 @@ class Daemon:
             "confidence": d["confidence"], "veto": 1 if d["veto"] else 0,
             "pillar_dir": [pillars.get(n, {}).get("direction", 0.0) for n in names],
             "pillar_conf": [pillars.get(n, {}).get("confidence", 0.0) for n in names],
-            # The veto reason first: it is what a consumer must see if the text is cut.
-            "reason": "; ".join(([f"veto: {d['veto']}"] if d["veto"] else []) + d["reasons"]),
+            # The veto reason first: it is what a consumer must see if the text is cut (the
+            # builder already puts it first; a signal built elsewhere may not).
+            "reason": "; ".join(_veto_first(d["veto"], d["reasons"])),
         }
         for k in ("entry", "stop"):
             if d[k] is not None:  # absent = "no price" in the segment (FLAT has none)

@@ -16,7 +16,7 @@ against bit for bit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +65,15 @@ class DecisionEngine:
         appended to ``signals``). Bars of instruments out of scope (spreads, by default) are
         left out."""
         bars = self.scope.select(bars)
+        out: list[Signal] = []
+        if self.scope.newly_excluded:
+            # Decided on while its symbol was unknown, then mapped to a spread: whatever it
+            # holds is closed now, since no later bar of it will be decided on.
+            gone = self.scope.take_newly_excluded()
+            out = self.force_flat("calendar spread: no signals on it", now_ns or self.pipeline.clock, only=gone)
         if bars.ndim == 1 and not len(bars):  # (other shapes: the core's error names them)
-            return []
-        out: list[Signal] = self._core.on_bars(bars, now_ns, feed_degraded)
+            return out
+        out.extend(self._core.on_bars(bars, now_ns, feed_degraded))
         return out
 
     def _emit(self, iid: int, change: tuple[str, tuple[str, ...], str | None]) -> Signal:
@@ -98,15 +104,38 @@ class DecisionEngine:
             except Exception as e:  # noqa: BLE001 - see the docstring
                 self.provider_errors[name] = f"prefetch: {type(e).__name__}: {e}"
 
-    def force_flat(self, reason: str, now_ns: int) -> list[Signal]:
-        """Close every open position at once with a veto naming ``reason`` (the feed that
-        carried the instrument is gone, so no bar will come to do it)."""
+    def force_flat(self, reason: str, now_ns: int, only: Collection[int] | None = None) -> list[Signal]:
+        """Close every open position (of the instruments in ``only``, if given) at once with a
+        veto naming ``reason`` (the feed that carried the instrument is gone, so no bar will
+        come to do it)."""
         out: list[Signal] = []
         for iid, builder in sorted(self._builders.items()):
+            if only is not None and iid not in only:
+                continue
             score, market = self.last_score.get(iid), self._market(iid)
             if score is None or market is None or builder.position == "FLAT":
                 continue
             sig = builder.on_bar(score, dataclasses.replace(market, ts=now_ns), [], feed_degraded=reason)
+            if sig is not None:
+                out.append(dataclasses.replace(sig, instrument_id=iid))
+        self.signals.extend(out)
+        return out
+
+    def close_stale(self, now_ns: int) -> list[Signal]:
+        """Between bars (the daemon's tick, on the wall clock): an open position whose
+        instrument has gone silent past the stale threshold (``engines.protect.stale_ns``) is
+        closed now, with the stale-data veto. That veto is otherwise judged at a bar close,
+        and an instrument with no trade closes no bar: a feed that went quiet right after a
+        BUY kept it open for as long as the silence lasted."""
+        out: list[Signal] = []
+        for iid, builder in sorted(self._builders.items()):
+            if builder.position == "FLAT":
+                continue
+            risk = self.pipeline.risk(iid, now_ns)
+            score, market = self.last_score.get(iid), self._market(iid)
+            if not risk or not risk.get("stale") or score is None or market is None:
+                continue
+            sig = builder.on_bar(score, dataclasses.replace(market, ts=now_ns), [], risk=risk)
             if sig is not None:
                 out.append(dataclasses.replace(sig, instrument_id=iid))
         self.signals.extend(out)

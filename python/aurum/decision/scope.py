@@ -48,6 +48,7 @@ class InstrumentScope:
         self.include_spreads = include_spreads
         self._verdict: dict[int, bool] = {}  # id -> decided on (symbol known)
         self.excluded: dict[int, str] = {}  # id -> symbol, the spreads left out (for reports)
+        self.newly_excluded: list[int] = []  # left out since the last take_newly_excluded()
 
     def symbol(self, iid: int) -> str | None:
         got: str | None = self.pipeline.instruments().get(iid)
@@ -64,8 +65,13 @@ class InstrumentScope:
         self._verdict[iid] = v
         if not v:
             self.excluded[iid] = sym
+            self.newly_excluded.append(iid)
             log.info("instrument %d (%s) is a calendar spread: no signals on it (signals.include_spreads)", iid, sym)
         return v
+
+    def take_newly_excluded(self) -> list[int]:
+        out, self.newly_excluded = self.newly_excluded, []
+        return out
 
     def select(self, bars: np.ndarray) -> np.ndarray:
         """``bars`` without the rows of instruments out of scope (the same array when none is)."""

@@ -34,12 +34,17 @@ class SignalConfig:
     atr_stop_mult: float = 1.5
     reward_risk: float = 2.0
     max_targets: int = 2
+    # The stop is never nearer the entry than this: an ATR of a few cents (bars trading at
+    # one price) put the stop on the entry, and the reward-multiple target with it.
+    min_stop_ticks: int = 2
 
     def __post_init__(self) -> None:
         if not (0 <= self.exit < self.enter <= 1):
             raise ValueError(f"signal thresholds need 0 <= exit < enter <= 1 (exit {self.exit}, enter {self.enter})")
         if self.cooldown_bars < 0 or self.max_targets < 1:
             raise ValueError("cooldown_bars must be >= 0 and max_targets >= 1")
+        if self.min_stop_ticks < 1:
+            raise ValueError(f"min_stop_ticks must be >= 1 (got {self.min_stop_ticks})")
 
 
 class Level(NamedTuple):
@@ -117,17 +122,19 @@ class SignalBuilder(BuilderCore):
         self._bars_since_change = 0
         self.seq += 1
         reasons = list(why)
-        for name, p in score.pillars.items():
-            reasons.extend(f"{name}: {r}" for r in p.reasons[:3])
-        if score.missing:
-            reasons.append(f"degraded: no data for {', '.join(score.missing)}")
         entry = stop = None
         targets: tuple[float, ...] = ()
         if action in (BUY, SELL) and math.isfinite(m.price):
             entry = _round(m.price, m.tick)
             stop, stop_why = self._stop(action, entry, m, levels)
             targets = self._targets(action, entry, stop, m, levels)
+            # Right after the decision's own reason: where the stop is and why is what a
+            # consumer of the shared-memory record (111 bytes of text) must not lose.
             reasons.append(stop_why)
+        for name, p in score.pillars.items():
+            reasons.extend(f"{name}: {r}" for r in p.reasons[:3])
+        if score.missing:
+            reasons.append(f"degraded: no data for {', '.join(score.missing)}")
         return Signal(self.seq, m.ts, action, entry, stop, targets, score.direction, score.confidence,
                       {k: p.as_dict() for k, p in score.pillars.items()}, tuple(reasons), veto, score.missing,
                       instrument_id)
@@ -135,19 +142,24 @@ class SignalBuilder(BuilderCore):
     def _stop(self, action: str, entry: float, m: Market, levels: list[Level]) -> tuple[float, str]:
         cfg = self.config
         buf = cfg.stop_buffer_ticks * m.tick
+        least = cfg.min_stop_ticks * m.tick
         if action == BUY:
             below = [lv for lv in levels if lv.side == "B" and lv.price < entry]
             if below:
                 lv = max(below, key=lambda x: (x.price, x.strength))
-                return _round(lv.price - buf, m.tick), f"stop below the {lv.source} at {lv.price:.2f}"
+                return _round(min(lv.price - buf, entry - least), m.tick), f"stop below the {lv.source} at {lv.price:.2f}"
         else:
             above = [lv for lv in levels if lv.side == "A" and lv.price > entry]
             if above:
                 lv = min(above, key=lambda x: (x.price, -x.strength))
-                return _round(lv.price + buf, m.tick), f"stop above the {lv.source} at {lv.price:.2f}"
+                return _round(max(lv.price + buf, entry + least), m.tick), f"stop above the {lv.source} at {lv.price:.2f}"
         dist = (m.atr * cfg.atr_stop_mult) if m.atr and m.atr > 0 else 10 * m.tick
+        why = "no defending zone: stop at an ATR multiple"
+        if dist < least:
+            atr = f"; ATR {m.atr:.3f}" if m.atr else ""
+            dist, why = least, f"no defending zone: stop at the minimum distance ({cfg.min_stop_ticks} ticks{atr})"
         stop = entry - dist if action == BUY else entry + dist
-        return _round(stop, m.tick), "no defending zone: stop at an ATR multiple"
+        return _round(stop, m.tick), why
 
     def _targets(self, action: str, entry: float, stop: float, m: Market, levels: list[Level]) -> tuple[float, ...]:
         cfg = self.config

@@ -40,7 +40,9 @@ cnp.import_array()
 
 cdef enum:
     FLOW_KEEP = 16        # flow bars QMO looks at
-    FLOW_TAIL = 128       # flow records kept across instruments (FLOW_KEEP per instrument, x8)
+    FLOW_TAIL = 2048      # flow records kept across instruments: FLOW_KEEP for each of 128 (a parent
+                          # subscription's months and spreads; at 128 with 8 kept, 26 instruments
+                          # already pushed an instrument's CVD bars out)
     SWEEP_TAIL = 256      # sweep records kept across instruments
     NP = 5                # pillars, in PILLARS order
 cdef enum:

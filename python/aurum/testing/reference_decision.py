@@ -140,7 +140,7 @@ class ReferenceDecisionEngine:
 
     def _poll_rings(self) -> None:
         # Keep the newest rows of all instruments together; _decide filters its own.
-        for reader, name, keep in ((self._flow, "flow", FLOW_KEEP * 8), (self._sweeps, "sweeps", SWEEP_KEEP)):
+        for reader, name, keep in ((self._flow, "flow", FLOW_KEEP * 128), (self._sweeps, "sweeps", SWEEP_KEEP)):
             batch = reader.poll().records
             if len(batch):
                 prev = self._recent.get(name)
