@@ -84,6 +84,14 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ("[shm]\nmode = 440\n", {}, r"a\.toml: shm\.mode was written as the decimal number 440 \(= 0o670\)"),
     ("[api]\nallowed_hosts = ['http://aurum.internal:8000']\n", {}, r"a\.toml: api\.allowed_hosts: 'http://aurum"),
     ("", {"AURUM_API_ALLOWED_HOSTS": "ok.internal,bad/path"}, r"\$AURUM_API_ALLOWED_HOSTS: api\.allowed_hosts: 'bad/path'"),
+    # Refused by the native side at start, as a traceback, before these were checked at load.
+    ("[shm]\nname = 'a/b'\n", {}, r"a\.toml: shm\.name was 'a/b', expected a plain file name"),
+    ("", {"AURUM_SHM_NAME": ".hidden"}, r"^\$AURUM_SHM_NAME: shm\.name was '\.hidden'"),
+    ("[engines.flow]\nbogus = 1\n", {}, r"a\.toml: \[engines\] unknown engine config key flow\.bogus; expected one of"),
+    ("[engines.absorption]\nmin_volume = -5\n", {},
+     r"a\.toml: \[engines\] engine config absorption\.min_volume was -5, expected a non-negative integer"),
+    ("[engines]\ndepth_sample_ns = 5\n", {}, r"a\.toml: \[engines\] engine config depth_sample_ns was 5"),
+    ("[signals]\nmin_stop_ticks = 0\n", {}, r"a\.toml: signals\.min_stop_ticks was 0"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
     p = tmp_path / "a.toml"

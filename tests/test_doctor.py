@@ -140,3 +140,11 @@ def test_missing_key_and_bad_segment_mode(historical: str, tmp_path: Path, monke
     assert not ok
     assert any(line.startswith("FAIL key: no Databento API key") for line in lines)
     assert any("mode 0644, config says 0600" in line for line in lines)
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "1e9"])
+def test_a_bad_timeout_is_one_line(value: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "aurum.cli", "doctor", "--timeout", value], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "argument --timeout" in out.stderr.strip().splitlines()[-1]

@@ -159,3 +159,28 @@ def test_replay_decides_as_the_daemon_config_says(tmp_path: Path) -> None:
     bad.write_text("[signals]\nenter = 2\n")
     res = aurum("replay", "--quiet", "--config", str(bad), str(mbo))
     assert res.returncode == 2 and "bad.toml: signals.enter was 2" in res.stderr
+
+
+def test_ctrl_c_stops_a_replay_and_reports_what_was_replayed(tmp_path: Path) -> None:
+    import signal
+
+    report = tmp_path / "r.json"
+    exe = shutil.which("aurum", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "aurum.cli"]
+    p = subprocess.Popen([*cmd, "replay", "--sample", "--speed", "1x", "--report", str(report), "--quiet"],
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)  # real time: the sample's first seconds
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=20)
+    err = p.stderr.read() if p.stderr else ""
+    assert rc == 130 and "Traceback" not in err
+    r = json.loads(report.read_text())
+    assert r["interrupted"] is True and 0 < r["records_total"] < 1_000_000
+    assert f"interrupted after {r['records_total']:,} records" in err
+
+
+def test_a_directory_as_input_or_report_is_one_line(tmp_path: Path) -> None:
+    res = aurum("replay", str(tmp_path))
+    assert res.returncode == 2 and res.stderr.strip() == f"aurum replay: is a directory, not a DBN file: {tmp_path}"
+    res = aurum("replay", "--sample", "--report", str(tmp_path))
+    assert res.returncode == 2 and "is a directory; give a file name" in res.stderr

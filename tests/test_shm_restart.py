@@ -296,3 +296,25 @@ def test_a_state_lock_left_odd_never_stalls_a_refresh(name):
     finally:
         a.stop()
         hub.close()
+
+
+def test_a_file_that_is_not_a_segment_is_never_taken_over() -> None:
+    """A typo'd shm.name that hits another program's file in /dev/shm: refused, untouched."""
+    from aurum import _native
+
+    name = f"aurum-test-foreign-{uuid.uuid4().hex[:8]}"
+    path = Path("/dev/shm", name)
+    junk = os.urandom(300_000)
+    path.write_bytes(junk)
+    try:
+        with pytest.raises(OSError, match="is not an Aurum segment") as e:
+            _native.ShmSignalWriter(name, capacity=16)
+        assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
+        assert path.read_bytes() == junk  # neither resized, removed nor rewritten
+        # A segment whose writer died while initialising it (zeros) is ours to take.
+        path.write_bytes(bytes(4096))
+        w = _native.ShmSignalWriter(name, capacity=16)
+        assert path.read_bytes()[:8] == MAGIC
+        w.close()
+    finally:
+        path.unlink(missing_ok=True)

@@ -387,6 +387,18 @@ pub struct ShmSignalWriter {
     wake_pending: bool,
 }
 
+/// The file starts as a segment of ours does: our magic, or zeros (a writer that died while
+/// initialising it: `init` clears the magic first and publishes it last).
+fn ours(file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 8];
+    match file.read_exact_at(&mut head, OFF_MAGIC as u64) {
+        Ok(()) => Ok(head == MAGIC || head == [0; 8]),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false), // shorter than a header
+        Err(e) => Err(e),
+    }
+}
+
 impl ShmSignalWriter {
     /// Creates `/dev/shm/<name>` (or takes over one left by a dead writer) with permissions
     /// exactly `mode`, sized for `capacity` (a power of two) signal slots.
@@ -414,6 +426,13 @@ impl ShmSignalWriter {
             // Another writer may have replaced the file between our open and our lock.
             if fs::metadata(&path).map(|m| m.ino()).ok() != Some(meta.ino()) {
                 continue;
+            }
+            if meta.len() != 0 && !ours(&file)? {
+                // Someone else's file under this name (a typo'd shm.name, another program):
+                // taking it over would destroy it.
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!(
+                    "{} exists and is not an Aurum segment (it does not start with {:?}); not overwriting it: \
+                     remove it or choose another shm.name", path.display(), String::from_utf8_lossy(&MAGIC))));
             }
             if meta.len() != 0 && meta.len() != len as u64 {
                 // A dead writer's segment of another size. Resizing in place would SIGBUS

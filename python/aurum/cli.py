@@ -82,6 +82,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not (0 <= args.tick_bars < 1 << 32 and 0 <= args.volume_bars < 1 << 63):
         print("aurum replay: --tick-bars must be 0..4294967295 and --volume-bars 0..2^63-1", file=sys.stderr)
         return 2
+    if args.report is not None and args.report.is_dir():
+        print(f"aurum replay: --report {args.report} is a directory; give a file name", file=sys.stderr)
+        return 2
     if args.report is not None and not args.report.parent.is_dir():
         # Checked before the replay, not after it: a typo must not cost a whole run.
         print(f"aurum replay: --report: no such directory: {args.report.parent}", file=sys.stderr)
@@ -96,7 +99,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
-        print(f"aurum replay: no such file: {missing[0]}", file=sys.stderr)
+        what = "is a directory, not a DBN file" if Path(missing[0]).is_dir() else "no such file"
+        print(f"aurum replay: {what}: {missing[0]}", file=sys.stderr)
         return 2
     given = {"speed": args.speed, "tick_bar_trades": args.tick_bars, "volume_bar_contracts": args.volume_bars,
              "engines": not args.no_engines}
@@ -130,6 +134,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for f in result.files:
         if f.error:
             print(f"aurum replay: {f.error}", file=sys.stderr)
+    if result.interrupted:
+        print(f"aurum replay: interrupted after {result.report['records_total']:,} records"
+              + (f"; the report covers them ({args.report})" if args.report is not None else ""), file=sys.stderr)
+        return 130
     return 0 if result.ok else 1
 
 

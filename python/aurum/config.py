@@ -3,8 +3,8 @@ overrides, ``AURUM_<SECTION>_<KEY>`` (e.g. ``AURUM_METRICS_PORT=9200``).
 
 Every key has a typed default below; a file may set any subset. A wrong key, a wrong type or
 an out-of-range value raises ``ConfigError`` with one line that names the file (or the
-variable) and the key. Engine thresholds (``[engines.*]``) are passed to the native pipeline,
-which checks them the same way.
+variable) and the key. Engine thresholds (``[engines.*]``) are checked by the native pipeline's
+own rules (``_native.check_engine_config``) at load, with the same one-line errors.
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def _apply(cfg: Config, data: dict[str, Any], src: str) -> None:
                 base = cfg.engines.get(name)
                 both = isinstance(base, dict) and isinstance(table, dict)
                 cfg.engines = {**cfg.engines, name: {**base, **table} if both else table}
+                cfg.origins[f"engines.{name}"] = src
             continue
         target = getattr(cfg, section, None)
         if target is None or not dataclasses.is_dataclass(target):
@@ -265,6 +266,16 @@ def _validate(cfg: Config) -> None:
     if cfg.feed.backoff_max_s < cfg.feed.backoff_initial_s:
         raise ConfigError(f"{at('feed.backoff_max_s', 'feed.backoff_initial_s')}: feed.backoff_max_s "
                           f"({cfg.feed.backoff_max_s}) is below feed.backoff_initial_s ({cfg.feed.backoff_initial_s})")
+    name = cfg.shm.name
+    if not name or len(name) > 255 or "/" in name or "\0" in name or name.startswith("."):
+        raise ConfigError(f"{at('shm.name')}: shm.name was {name!r}, expected a plain file name (no '/', not "
+                          "starting with '.'): the segment is /dev/shm/<name>")
+    from aurum import _native  # the engines' own checks, so a bad table is refused here, with its file
+
+    try:
+        _native.check_engine_config(cfg.engines)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{at(*(k for k in cfg.origins if k.startswith('engines.')))}: [engines] {e}") from None
     if cfg.shm.capacity & (cfg.shm.capacity - 1):
         raise ConfigError(f"{at('shm.capacity')}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
     tok = cfg.api.token

@@ -247,7 +247,10 @@ class Daemon:
                 rec[k] = d[k]
         if ts_out:
             rec["ts_out"] = ts_out
-        self.shm.publish(rec)
+        seq = self.shm.publish(rec)
+        # The segment's sequence number, as `aurum tail` and the API show it (`#N`), so a log
+        # line and a consumer's record can be matched; the builder's own count is per instrument.
+        d["shm_seq"] = seq if isinstance(seq, int) else None
         if ts_out:
             self.pipeline.observe_signal_latency(ts_out)
         return d
@@ -256,8 +259,8 @@ class Daemon:
         """A published signal's metrics and log line."""
         self._last_signal = {"confidence": float(d["confidence"]), "direction": float(d["direction"])}
         self.stats.signals[d["action"]] = self.stats.signals.get(d["action"], 0) + 1
-        log.info("signal %s %s entry=%s stop=%s conf=%.2f%s", d["seq"], d["action"], d["entry"], d["stop"],
-                 d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
+        log.info("signal #%s %s instrument %s entry=%s stop=%s conf=%.2f%s", d.get("shm_seq"), d["action"],
+                 d["instrument_id"], d["entry"], d["stop"], d["confidence"], f" veto={d['veto']}" if d["veto"] else "")
 
     def _publish_state(self, now_ns: int, force_zones: bool = True) -> None:
         self._last_state = time.monotonic()
@@ -532,6 +535,17 @@ def main(config_path: str | None) -> int:
         runner = asyncio.run
     try:
         daemon = Daemon(cfg, key, config_path=config_path)
+    except ValueError as e:
+        # A setting the native side refused that the config checks did not catch: still a
+        # config problem (exit 2, no restart loop), in one line.
+        log.error("%s: cannot start: %s", config_path or "default config", e)
+        log.debug("details", exc_info=True)
+        return 2
+    except OSError as e:
+        log.error("cannot run: %s", e)
+        log.debug("details", exc_info=True)
+        return 1
+    try:
         return int(runner(daemon.run()))
     except OSError as e:
         # The segment (a full /dev/shm, a permission), the metrics port in use, a checkpoint

@@ -30,8 +30,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML config (default: built-in defaults + AURUM_* variables)")
     p.add_argument("--historical", default=None, metavar="URL",
                    help="Databento Historical API host (default: the client's own, hist.databento.com)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per network check (default 5)")
+    p.add_argument("--timeout", type=_timeout, default=5.0, help="seconds per network check (default 5)")
     return p
+
+
+def _timeout(text: str) -> float:
+    from aurum.cliargs import finite_non_negative
+
+    v = finite_non_negative(text)
+    if not 0 < v <= 600:
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected seconds in (0, 600]")
+    return v
 
 
 def check_account(key: ApiKey, historical: str | None, timeout: float) -> Check:

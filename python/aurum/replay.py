@@ -96,6 +96,7 @@ class FileResult:
 class ReplayResult:
     report: dict[str, Any]
     files: list[FileResult] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C: the report covers what was replayed
 
     @property
     def ok(self) -> bool:
@@ -152,16 +153,24 @@ class Replayer:
         started = time.perf_counter()
         results: list[FileResult] = []
         prev: Path | None = None
-        for p in map(Path, paths):
-            results.append(self._replay_file(p, progress, same_stream=prev is not None and continues(prev, p)
-                                             and not results[-1].error))
-            prev = p
+        interrupted = False
+        try:
+            for p in map(Path, paths):
+                results.append(self._replay_file(p, progress, same_stream=prev is not None and continues(prev, p)
+                                                 and not results[-1].error))
+                prev = p
+        except KeyboardInterrupt:
+            # Ctrl-C: what was replayed so far is still reported (the report says so).
+            interrupted = True
         # The last bar is closed for the report, not decided on: a live daemon never decides
         # on part of a bar, so neither does its replay.
         self.pipeline.flush_bars()
         self._drain_bars(decide=False)
         elapsed = time.perf_counter() - started
-        return ReplayResult(self._report(results, elapsed), results)
+        report = self._report(results, elapsed)
+        if interrupted:
+            report["interrupted"] = True
+        return ReplayResult(report, results, interrupted)
 
     def _replay_file(self, path: Path, progress: ProgressHook | None, same_stream: bool = False) -> FileResult:
         res = FileResult(str(path))

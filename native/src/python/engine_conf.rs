@@ -16,7 +16,11 @@ macro_rules! set_fields {
             match key.as_str() {
                 $(stringify!($f) => {
                     $target.$f = v.extract().map_err(|e| {
-                        PyValueError::new_err(format!("engine config {}{}: {}", $section, key, e))
+                        // The value, and the type it must fit: "can't convert negative int to
+                        // unsigned" alone did not say which value or what was expected.
+                        let want = std::any::type_name_of_val(&$target.$f);
+                        let got = v.repr().map(|r| r.to_string()).unwrap_or_default();
+                        PyValueError::new_err(format!("engine config {}{} was {}, expected {} ({})", $section, key, got, kind_text(want), e))
                     })?;
                 })*
                 _ => {
@@ -28,6 +32,17 @@ macro_rules! set_fields {
             }
         }
     }};
+}
+
+/// What a Rust field type accepts, in config words.
+fn kind_text(rust_type: &str) -> &'static str {
+    match rust_type {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer",
+        "i32" | "i64" => "an integer",
+        "f64" | "f32" => "a number",
+        "bool" => "true or false",
+        _ => "another type",
+    }
 }
 
 fn section<'py>(v: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyDict>> {

@@ -318,6 +318,16 @@ fn derive_mbp10_trades<'py>(py: Python<'py>, mbo: &Bound<'py, PyAny>) -> PyResul
     Ok((PyBytes::new(py, &d.mbp10), PyBytes::new(py, &d.trades)))
 }
 
+/// Raises ValueError naming the key if `engine_config` (the dict `Pipeline` takes) is not
+/// valid; builds nothing. Config loading calls it, so a bad `[engines]` table is reported
+/// with the file it came from, before anything starts.
+#[pyfunction]
+fn check_engine_config(engine_config: &Bound<'_, PyDict>) -> PyResult<()> {
+    let mut cfg = EngineConfig::default();
+    engine_conf::apply(&mut cfg, engine_config)?;
+    cfg.validate().map_err(|e| PyValueError::new_err(format!("engine config {e}")))
+}
+
 // The safety arguments here (buffers read while held, rings written only inside calls)
 // rely on the GIL, so the module declares that it needs one, also on free-threaded builds.
 #[pymodule(name = "_native", gil_used = true)]
@@ -330,6 +340,7 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RingView>()?;
     m.add_class::<shm::PyShmSignalWriter>()?;
     m.add_function(wrap_pyfunction!(derive_mbp10_trades, m)?)?;
+    m.add_function(wrap_pyfunction!(check_engine_config, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DBN_CRATE_VERSION", "0.73.0")?;
     m.add("UNDEF_PRICE", UNDEF_PRICE)?;
