@@ -274,6 +274,10 @@ class Pipeline:
     def ring_written(self, name: str) -> int:
         """Records ever written to the ring (the write sequence; laps = written // capacity)."""
 
+def check_engine_config(engine_config: dict[str, Any]) -> None:
+    """Raises ``ValueError`` naming the key if ``engine_config`` (what ``Pipeline`` takes as
+    ``engine_config``) is not valid; builds nothing. Config loading calls it."""
+
 def derive_mbp10_trades(mbo: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
     """MBP-10 and trades records derived from a DBN MBO stream (metadata header included).
 
