@@ -17,12 +17,16 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from aurum.cliargs import speed
+from aurum.cliargs import non_negative_int, speed
+from aurum.sim.cli import record_count
+from aurum.sim.params import SCENARIOS
 
 PROG = "aurum gateway"
 # --speed not given: max for files, real time for --sim (an explicit "max" is max for both).
@@ -43,6 +47,37 @@ def parse_time_ns(text: str) -> int:
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
 
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: the system picks a free one)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 65_535:
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected a TCP port from 0 to 65535 (0 picks a free one)")
+    return v
+
+
+def _batch_ms(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 <= v <= 1000:  # NaN fails here too
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected 0 to 1000 milliseconds")
+    return v
+
+
+def _positive_s(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0 < v <= 86_400:  # NaN fails here too
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected more than 0 and at most 86400 seconds")
+    return v
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "gateway", help="serve DBN files over Databento's live protocol (for databento.Live)",
@@ -57,18 +92,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, action="append", metavar="FILE",
                      help=".dbn or .dbn.zst file (DBN v1/v2/v3); repeat to merge several by time")
-    src.add_argument("--sim", metavar="SCENARIO",
+    src.add_argument("--sim", metavar="SCENARIO", choices=sorted(SCENARIOS),
                      help="serve a simulated GC session (aurum sim scenario: quiet, trend, icebergs, "
                           "absorption, sweeps, mixed). It is generated at start-up (MBO, MBP-10, trades "
                           "and labels, written to --sim-dir) and paced in real time unless --speed says "
                           "otherwise; it is not generated incrementally")
-    p.add_argument("--seed", type=int, default=7, help="simulator seed for --sim (default 7)")
-    p.add_argument("--sim-records", type=int, default=1_000_000, metavar="N",
+    p.add_argument("--seed", type=non_negative_int, default=7, help="simulator seed for --sim, >= 0 (default 7)")
+    p.add_argument("--sim-records", type=record_count, default=1_000_000, metavar="N",
                    help="approximate MBO records of the --sim session (default 1,000,000)")
     p.add_argument("--sim-dir", type=Path, default=None, metavar="DIR",
                    help="where --sim writes its session files and labels (default: a temporary folder)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=13000, help="TCP port (default 13000; 0 picks a free one)")
+    p.add_argument("--port", type=port, default=13000, help="TCP port, 0-65535 (default 13000; 0 picks a free one)")
     p.add_argument("--key-file", type=Path, metavar="PATH",
                    help="API keys, one per line (also: AURUM_GATEWAY_KEYS, comma-separated)")
     p.add_argument("--speed", type=speed, default=_SPEED_UNSET, metavar="max|realtime|Nx",
@@ -79,12 +114,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at-end", choices=("close", "idle", "loop"), default="close",
                    help="when the data runs out: close each session (default), keep it open with heartbeats, "
                         "or loop: replay it again forever, times and order ids moved on (soak and latency runs)")
-    p.add_argument("--batch-ms", type=float, default=1.0, metavar="MS",
+    p.add_argument("--batch-ms", type=_batch_ms, default=1.0, metavar="MS",
                    help="paced sessions send what is due at most every MS milliseconds (default 1; 0: as soon "
                         "as due, which at high rates keeps a core busy for smaller batches)")
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="inject a fault into every session (see aurum.gateway.faults), e.g. cut@100, stall=2@50")
-    p.add_argument("--slow-reader-lag", type=float, default=2.0, metavar="S",
+    p.add_argument("--slow-reader-lag", type=_positive_s, default=2.0, metavar="S",
                    help="a paced session this many seconds behind is a slow reader (default 2)")
     p.add_argument("--lsg-version", default=None, help="version string of the greeting")
     p.add_argument("--admin-stdin", action="store_true", help="read admin commands from stdin")
@@ -97,16 +132,25 @@ def _fail(msg: str) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> list[Path]:
-    """Runs the simulator into --sim-dir (or a temporary folder) and returns its DBN files."""
+    """Runs the simulator into --sim-dir (or a temporary folder) and returns its DBN files.
+    Interrupted (Ctrl-C), it leaves no partial file: a temporary folder is removed, and in
+    --sim-dir the files appear only once all are written (``aurum.sim.cli.generate``)."""
     import tempfile
 
-    from aurum.sim import run_to_files, tune_malloc
+    from aurum.sim import scenario_params, tune_malloc
+    from aurum.sim.cli import generate
 
     tune_malloc()
-    out_dir = args.sim_dir or Path(tempfile.mkdtemp(prefix="aurum-gateway-sim-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _, info = run_to_files(args.sim, out_dir / f"{args.sim}-seed{args.seed}.dbn.zst",
-                           seed=args.seed, records=args.sim_records)
+    made = args.sim_dir is None
+    out_dir = Path(tempfile.mkdtemp(prefix="aurum-gateway-sim-")) if made else args.sim_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        params = scenario_params(args.sim, seed=args.seed, records=args.sim_records)
+        _, info = generate(params, out_dir / f"{args.sim}-seed{args.seed}.dbn.zst", scenario=args.sim)
+    except BaseException:
+        if made:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     paths = info["paths"]
     print(f"{PROG}: simulated {args.sim} (seed {args.seed}) into {out_dir}; labels {paths['labels']}",
           file=sys.stderr)
@@ -114,7 +158,15 @@ def _simulate(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the gateway until interrupted. Returns the process exit code."""
+    """Run the gateway until interrupted (Ctrl-C: one line, exit 130). Returns the exit code."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     from aurum.gateway.faults import FaultPlan, FaultSpecError
     from aurum.gateway.server import LSG_VERSION, Gateway, GatewayConfig, GatewayError, KeyStore
     from aurum.gateway.sources import FileSource
@@ -144,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
     if len(keys) == 0 and not args.admin_stdin:
         return _fail("no API keys: give --key-file or set AURUM_GATEWAY_KEYS")
     try:
-        if not 0 <= args.batch_ms <= 1000:
-            return _fail(f"--batch-ms {args.batch_ms:g}: expected 0 to 1000")
         source = FileSource(args.data, now=args.now, speed=args.speed, loop=args.at_end == "loop",
                             batch_every_s=args.batch_ms / 1e3)
     except (OSError, ValueError) as e:
@@ -165,8 +215,6 @@ def run(args: argparse.Namespace) -> int:
         return int(runner(_main(gateway, source, args.admin_stdin)))
     except GatewayError as e:
         return _fail(str(e))
-    except KeyboardInterrupt:
-        return 0
 
 
 async def _main(gateway: Any, source: Any, admin_stdin: bool) -> int:
