@@ -7,7 +7,11 @@
 
 Lost signals (this reader was lapped) and daemon restarts (the segment re-initialised or
 replaced by a new writer, which tail waits for and then follows from its signal 0) are
-reported on stderr, one line each, so stdout stays clean JSON.
+reported on stderr, one line each, so stdout stays clean JSON. So is a writer that stopped
+cleanly (the daemon sets its heartbeat to 0 on the way out) or whose heartbeat went stale.
+A segment that exists but is not initialised yet (a daemon starting) is waited for, up to
+INIT_WAIT_S seconds: one left empty by a writer that died while creating it never will be.
+Ctrl-C: one line, exit 130.
 The lead wires ``add_parser``/``run`` into ``aurum.cli``; ``python -m aurum.tail`` runs it
 standalone.
 """
@@ -22,16 +26,19 @@ from typing import Any
 
 import orjson
 
-from aurum.consumer import DEFAULT_NAME, SegmentNotReady, ShmError, ShmReader
+from aurum.consumer import DEFAULT_NAME, SegmentNotReady, ShmError, ShmReader, segment_path
+
+# A writer initialises its segment in milliseconds (a second for the largest capacity).
+INIT_WAIT_S = 5.0
 
 
-def _count(text: str) -> int:
+def positive_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"count was {text!r}, expected a positive integer") from None
+        n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError("count must be >= 1")
+        raise argparse.ArgumentTypeError(f"was {text!r}, expected an integer >= 1")
     return n
 
 
@@ -58,7 +65,7 @@ def _add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--name", default=os.environ.get("AURUM_SHM_NAME", DEFAULT_NAME),
                    help=f"segment name in /dev/shm (default: $AURUM_SHM_NAME or {DEFAULT_NAME})")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
-    t.add_argument("--count", type=_count, help="exit after this many signals")
+    t.add_argument("--count", type=positive_count, help="exit after this many signals")
     t.add_argument("--state", action="store_true", help="print the latest-state block once and exit")
     t.add_argument("--from-start", action="store_true", help="start with the signals still in the ring")
     t.add_argument("--interval", type=_seconds, default=1.0,
@@ -106,17 +113,39 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
-def _open(args: argparse.Namespace) -> ShmReader:
-    """The reader, once the segment is initialised: a daemon starting right now is waited for."""
+def _open(args: argparse.Namespace, wait_s: float = INIT_WAIT_S) -> ShmReader:
+    """The reader, once the segment is initialised: a daemon starting right now is waited for,
+    up to ``wait_s`` seconds (then ``ShmError``: its writer died while creating it)."""
+    deadline = time.monotonic() + wait_s
     waiting = False
     while True:
         try:
             return ShmReader(args.name, from_start=args.from_start)
         except SegmentNotReady as e:
+            if time.monotonic() >= deadline:
+                path = segment_path(args.name)
+                try:
+                    size = f"{os.stat(path).st_size:,} bytes"
+                except OSError:
+                    size = "gone"
+                raise ShmError(f"shared-memory segment {args.name!r} ({path}, {size}) is still not initialised "
+                               f"after {wait_s:g} s: its writer died while creating it? Start the daemon (it "
+                               "takes the segment over) or remove the file") from None
             if not waiting:
-                print(f"aurum tail: {e}; waiting", file=sys.stderr)
+                print(f"aurum tail: {e}; waiting up to {wait_s:g} s", file=sys.stderr)
                 waiting = True
             time.sleep(0.1)
+
+
+def _writer_note(reader: ShmReader, max_age: float, following: bool = True) -> str | None:
+    """A line about a writer that is not running (None while its heartbeat is fresh)."""
+    age = reader.heartbeat_age_s()
+    if age is None:  # set at initialisation, zeroed by a writer stopping cleanly
+        then = "; waiting for a daemon to take the segment over" if following else ""
+        return f"writer (pid {reader.writer_pid}) stopped cleanly{then}"
+    if age > max_age:
+        return f"warning: writer (pid {reader.writer_pid}) last heartbeat {age:.1f} s ago"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aurum tail: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("aurum tail: interrupted", file=sys.stderr)
         return 130
     try:
         with reader:
@@ -134,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aurum tail: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("aurum tail: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The consumer (e.g. `| head`) went away: not an error. Keep the interpreter from
@@ -143,10 +174,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(reader: ShmReader, args: argparse.Namespace) -> int:
-    age = reader.heartbeat_age_s()
-    if age is None or age > args.max_age:
-        seen = "never" if age is None else f"{age:.1f} s ago"
-        print(f"aurum tail: warning: writer (pid {reader.writer_pid}) last heartbeat {seen}", file=sys.stderr)
+    note = _writer_note(reader, args.max_age, following=not args.state)
+    if note:
+        print(f"aurum tail: {note}", file=sys.stderr)
     if args.state:
         st = reader.state()
         if st is None:
@@ -154,7 +184,7 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
             return 1
         _emit(_json(st) if args.json else format_state(st))
         return 0
-    printed, stale_warned, waiting, resets = 0, False, False, reader.resets
+    printed, stale_warned, waiting, resets = 0, note is not None, False, reader.resets
     while True:
         batch, lost = reader.poll(None if args.count is None else args.count - printed)
         if reader.resets != resets:
@@ -176,10 +206,10 @@ def _run(reader: ShmReader, args: argparse.Namespace) -> int:
                 # Its first publication wakes the new mapping, not the one we wait on.
                 time.sleep(min(args.interval, 0.05))
                 continue
-            alive = reader.writer_alive(args.max_age)
-            if not alive and not stale_warned:
-                print(f"aurum tail: warning: writer heartbeat older than {args.max_age:g} s", file=sys.stderr)
-            stale_warned = not alive
+            note = _writer_note(reader, args.max_age)
+            if note and not stale_warned:
+                print(f"aurum tail: {note}", file=sys.stderr)
+            stale_warned = note is not None
             reader.wait(args.interval)  # in the kernel until the writer publishes: no polling
 
 
