@@ -97,7 +97,7 @@ def test_no_labels_and_wrong_detections_miss_the_target_and_no_detections_is_f1_
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--seed", "-1"], "argument --seed: was -1, expected an integer >= 0"),
+    (["--seed", "-1"], "argument --seed: was '-1', expected an integer >= 0"),
     (["--event-tol", "nan"], "argument --event-tol: was 'nan', expected a finite number >= 0"),
     (["--hold-tol", "inf"], "argument --hold-tol: was 'inf', expected a finite number >= 0"),
     (["--keep", "{file}", "--scenarios", "quiet", "--records", "10000"], "exists and is not a directory"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 
 def speed(text: str) -> float | None:
@@ -16,23 +18,25 @@ def speed(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0 (seeds, counts)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected an integer >= 0") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"was {v}, expected an integer >= 0")
-    return v
+def bounded(kind: type[int] | type[float], lo: float, hi: float = math.inf, *, lo_open: bool = False,
+            expect: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) in [lo, hi] (``lo_open``: (lo, hi]), finite.
+    Anything else, NaN and non-numbers included, is one line: ``was '<text>', expected <expect>``."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+            raise argparse.ArgumentTypeError(f"was {text!r}, expected {expect}")
+        return v
+
+    parse.__name__ = expect  # argparse names the type in some messages
+    return parse
 
 
-def finite_non_negative(text: str) -> float:
-    """A finite number >= 0 (tolerances, durations in seconds)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected a number >= 0") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected a finite number >= 0")
-    return v
+non_negative_int = bounded(int, 0, expect="an integer >= 0")  # seeds, counts
+positive_int = bounded(int, 1, expect="an integer >= 1")
+finite_non_negative = bounded(float, 0, expect="a finite number >= 0")  # tolerances, seconds
+tcp_port = bounded(int, 0, 65_535, expect="a TCP port from 0 to 65535 (0 picks a free one)")

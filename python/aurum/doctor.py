@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aurum.apikey import ApiKey, ApiKeyError, load_key
+from aurum.cliargs import bounded
 from aurum.config import Config, ConfigError, load_config
 from aurum.consumer import RECORD_SIZE, RING_OFFSET, SHM_DIR
 
@@ -34,13 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _timeout(text: str) -> float:
-    from aurum.cliargs import finite_non_negative
-
-    v = finite_non_negative(text)
-    if not 0 < v <= 600:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected seconds in (0, 600]")
-    return v
+_timeout = bounded(float, 0, 600, lo_open=True, expect="seconds in (0, 600]")
 
 
 def check_account(key: ApiKey, historical: str | None, timeout: float) -> Check:

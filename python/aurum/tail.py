@@ -26,30 +26,16 @@ from typing import Any
 
 import orjson
 
+from aurum.cliargs import bounded, positive_int
 from aurum.consumer import DEFAULT_NAME, SegmentNotReady, ShmError, ShmReader, segment_path
 
 # A writer initialises its segment in milliseconds (a second for the largest capacity).
 INIT_WAIT_S = 5.0
 
 
-def positive_count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected an integer >= 1")
-    return n
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected seconds, e.g. 0.5") from None
-    if not 0.001 <= v <= 3600:  # 0 or below would spin a core; NaN fails here too
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected 0.001..3600 seconds")
-    return v
+positive_count = positive_int
+# 0 or below would spin a core.
+_seconds = bounded(float, 0.001, 3600, expect="0.001..3600 seconds")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
-import math
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from aurum.cliargs import non_negative_int, speed
+from aurum.cliargs import bounded, non_negative_int, speed, tcp_port
 from aurum.sim.cli import record_count
 from aurum.sim.params import SCENARIOS
 
@@ -47,35 +46,9 @@ def parse_time_ns(text: str) -> int:
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
 
-def port(text: str) -> int:
-    """A TCP port, 0 to 65535 (0: the system picks a free one)."""
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if not 0 <= v <= 65_535:
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected a TCP port from 0 to 65535 (0 picks a free one)")
-    return v
-
-
-def _batch_ms(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not 0 <= v <= 1000:  # NaN fails here too
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected 0 to 1000 milliseconds")
-    return v
-
-
-def _positive_s(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not 0 < v <= 86_400:  # NaN fails here too
-        raise argparse.ArgumentTypeError(f"was {text!r}, expected more than 0 and at most 86400 seconds")
-    return v
+port = tcp_port
+_batch_ms = bounded(float, 0, 1000, expect="0 to 1000 milliseconds")
+_positive_s = bounded(float, 0, 86_400, lo_open=True, expect="more than 0 and at most 86400 seconds")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
