@@ -92,6 +92,12 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
      r"a\.toml: \[engines\] engine config absorption\.min_volume was -5, expected a non-negative integer"),
     ("[engines]\ndepth_sample_ns = 5\n", {}, r"a\.toml: \[engines\] engine config depth_sample_ns was 5"),
     ("[signals]\nmin_stop_ticks = 0\n", {}, r"a\.toml: signals\.min_stop_ticks was 0"),
+    ("[engines.flow]\ntick = -5\n", {}, r"a\.toml: \[engines\] engine config flow\.tick was -5, expected >= 0"),
+    # The variable that set the bad value is named, not the file that set another engine key.
+    ("[engines.flow]\ntick = 100000000\n", {"AURUM_ENGINES_ABSORPTION_MIN_VOLUME": "-5"},
+     r"^\$AURUM_ENGINES_ABSORPTION_MIN_VOLUME: \[engines\] engine config absorption\.min_volume was -5"),
+    ("", {"AURUM_ENGINES_FLOW_BOGUS": "1"}, r"^\$AURUM_ENGINES_FLOW_BOGUS: \[engines\] unknown engine config key flow\.bogus"),
+    ("", {"AURUM_ENGINES_ICEBERG_ENABLED": "maybe"}, r"iceberg\.enabled was 'maybe', expected true or false"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path: Path, text: str, env: dict[str, str], pattern: str) -> None:
     p = tmp_path / "a.toml"
@@ -152,3 +158,17 @@ def test_api_allowed_hosts_from_file_and_environment(tmp_path: Path) -> None:
     cfg = load_config(p, environ={"AURUM_API_ALLOWED_HOSTS": "a.internal, 10.0.0.7"})
     assert cfg.api.allowed_hosts == ["a.internal", "10.0.0.7"]
     assert load_config(EXAMPLE, environ={}).api.allowed_hosts == []
+
+
+def test_engine_thresholds_from_the_environment_and_near_miss_variables(tmp_path: Path) -> None:
+    p = tmp_path / "a.toml"
+    p.write_text("[engines.flow]\nimbalance_ratio = 2.5\n")
+    cfg = load_config(p, environ={"AURUM_ENGINES_FLOW_TICK": "50000000", "AURUM_ENGINES_DEPTH_SAMPLE_NS": "20000000",
+                                  "AURUM_ENGINES_ICEBERG_SYNTHETIC_ENABLED": "false", "AURUM_FEEDS_PORT": "1",
+                                  "AURUM_SHARED_DATA": "/data"})
+    # Key by key: the file's imbalance_ratio stays, the variable sets tick.
+    assert cfg.engines["flow"] == {"tick": 50_000_000, "imbalance_ratio": 2.5}
+    assert cfg.engines["depth_sample_ns"] == 20_000_000 and cfg.engines["iceberg"] == {"synthetic_enabled": False}
+    assert cfg.feed.port == 13000
+    assert cfg.warnings == ["$AURUM_FEEDS_PORT is not a config variable and is ignored (no section [feeds]; "
+                            "did you mean AURUM_FEED_PORT?)"]

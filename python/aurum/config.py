@@ -10,6 +10,7 @@ own rules (``_native.check_engine_config``) at load, with the same one-line erro
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -275,7 +276,10 @@ def _validate(cfg: Config) -> None:
     try:
         _native.check_engine_config(cfg.engines)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{at(*(k for k in cfg.origins if k.startswith('engines.')))}: [engines] {e}") from None
+        # The table (or top-level key) the message names, for the file or variable that set it.
+        named = [f"engines.{w}" for w in re.findall(r"\b([a-z_]+)(?:\.[a-z_]+)?\b", str(e)) if f"engines.{w}" in cfg.origins]
+        where = at(*named, *(k for k in cfg.origins if k.startswith("engines.")))
+        raise ConfigError(f"{where}: [engines] {e}") from None
     if cfg.shm.capacity & (cfg.shm.capacity - 1):
         raise ConfigError(f"{at('shm.capacity')}: shm.capacity was {cfg.shm.capacity}, expected a power of two")
     tok = cfg.api.token
@@ -322,16 +326,51 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
             _check_mode_literal(p.read_text(), str(p))
         _apply(cfg, data, str(p))
     env = os.environ if environ is None else environ
+    sections = [f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))]
     for name, value in sorted(env.items()):
         if not name.startswith("AURUM_") or name.count("_") < 2:
             continue
         _, section, key = name.split("_", 2)
         section, key = section.lower(), key.lower()
+        if section == "engines":
+            _apply(cfg, {"engines": _engine_override(key, value)}, f"${name}")
+            continue
         if not dataclasses.is_dataclass(getattr(cfg, section, None)):
-            continue  # other AURUM_ variables (AURUM_SHARED_DATA, AURUM_DEBUG_BUILD) are not config
+            # Other AURUM_ variables (AURUM_SHARED_DATA, AURUM_DEBUG_BUILD) are not config, but
+            # a near miss of a section is a typo that would otherwise change nothing, silently.
+            near = difflib.get_close_matches(section, sections, n=1, cutoff=0.75)
+            if near:
+                cfg.warnings.append(f"${name} is not a config variable and is ignored (no section [{section}]; "
+                                    f"did you mean AURUM_{near[0].upper()}_{key.upper()}?)")
+            continue
         _apply(cfg, {section: {key: value}}, f"${name}")
     _validate(cfg)
     return cfg
+
+
+ENGINE_TABLES = ("iceberg", "absorption", "sweep", "flow", "pressure", "protect")
+
+
+def _engine_override(key: str, value: str) -> dict[str, Any]:
+    """``AURUM_ENGINES_<TABLE>_<KEY>`` (``AURUM_ENGINES_FLOW_TICK``) or a top-level
+    ``AURUM_ENGINES_<KEY>`` (``AURUM_ENGINES_DEPTH_SAMPLE_NS``) as an ``[engines]`` fragment.
+    The value is read as an integer, a number or true/false; the native check judges it."""
+    v: Any
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        v = low == "true"
+    else:
+        try:
+            v = int(value)
+        except ValueError:
+            try:
+                v = float(value)
+            except ValueError:
+                v = value  # refused by the native check, naming the key
+    table, _, rest = key.partition("_")
+    if table in ENGINE_TABLES and rest:
+        return {table: {rest: v}}
+    return {key: v}
 
 
 __all__ = ["Config", "ConfigError", "load_config"]

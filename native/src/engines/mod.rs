@@ -132,6 +132,9 @@ impl EngineConfig {
         if self.iceberg.zone_width < 0 {
             return Err(format!("iceberg.zone_width was {}, expected >= 0", self.iceberg.zone_width));
         }
+        if self.flow.tick < 0 {
+            return Err(format!("flow.tick was {}, expected >= 0 (0: inferred from the prints; GC: 100000000)", self.flow.tick));
+        }
         Ok(())
     }
 }
