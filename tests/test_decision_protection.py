@@ -237,3 +237,27 @@ def test_a_position_on_an_instrument_later_mapped_to_a_spread_is_closed() -> Non
     assert [(x.instrument_id, x.action) for x in sigs] == [(IID, "FLAT")]
     assert "calendar spread" in sigs[0].veto and eng.scope.excluded == {IID: "GCZ6-GCG7"}
     assert eng._builders[IID].position == "FLAT"
+
+
+def test_a_bar_closed_by_the_wall_clock_inside_an_event_does_not_sample_a_half_applied_book() -> None:
+    p = pipeline(engine_config={"protect": {"min_samples": 5}})
+    st = Stream()
+    orders = []
+    for k in range(5):
+        for side, px in ((b"B", PX - k * TICK), (b"A", PX + (k + 1) * TICK)):
+            b, o = st.add(T0, side, px, 10)
+            p.feed(b)
+            orders.append((o, side, px))
+    for i in range(10):  # depth samples for the norm, 20 ms apart
+        p.feed(st.add(T0 + (i + 1) * 20_000_000, b"B", PX, 1)[0])
+    p.feed(st.trade(T0 + S, b"A", PX + TICK))  # opens a time bar
+    before = p.risk(IID, 0)["depth"]
+    # One event pulling and re-adding every level, split across two reads: the first half now.
+    t = T0 + S + 1000
+    for o, side, px in orders:
+        r = np.frombuffer(st.rec(t, b"C", side, px, 10, oid=o)[0], MBO_DTYPE).copy()
+        r["flags"] = 0  # not the event's last record
+        p.feed(r.tobytes())
+    assert p.advance_clock(T0 + 3 * S) == 1  # the wall-clock tick closes the bar mid-event
+    risk = p.risk(IID, 0)
+    assert risk["depth"] == before and not risk["liquidity_vacuum"]

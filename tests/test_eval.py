@@ -99,6 +99,7 @@ def test_no_labels_and_wrong_detections_miss_the_target_and_no_detections_is_f1_
 @pytest.mark.parametrize("args, says", [
     (["--seed", "-1"], "argument --seed: was '-1', expected an integer >= 0"),
     (["--event-tol", "nan"], "argument --event-tol: was 'nan', expected a finite number >= 0"),
+    (["--seed", "1" + "0" * 400], "expected an integer >= 0"),  # no float for it: was an OverflowError
     (["--hold-tol", "inf"], "argument --hold-tol: was 'inf', expected a finite number >= 0"),
     (["--keep", "{file}", "--scenarios", "quiet", "--records", "10000"], "exists and is not a directory"),
     (["{file}"], "bad magic"),
@@ -149,3 +150,32 @@ def test_eval_scans_real_files(es_real: Path) -> None:
     assert doc["records"] == 68_792
     assert doc["native_icebergs"] >= 12
     assert doc["native_refill_events"] >= 83
+
+
+def test_the_matching_is_maximum_and_prefers_complete_labels() -> None:
+    import itertools
+    import random
+
+    from aurum.evaluation.matching import _one_to_one
+
+    rng = random.Random(1)
+    for _ in range(200):  # against brute force on small random graphs
+        n_l, n_d = rng.randint(0, 6), rng.randint(0, 6)
+        edges = {(i, j) for i in range(n_l) for j in range(n_d) if rng.random() < 0.35}
+        ml, md = _one_to_one([{"i": i} for i in range(n_l)], list(range(n_d)), lambda lab, d: (lab["i"], d) in edges)
+        best = next((k for k in range(min(n_l, n_d), 0, -1)
+                     if any(len({i for i, _ in c}) == len({j for _, j in c}) == k
+                            for c in itertools.combinations(sorted(edges), k))), 0)
+        assert len(ml) == len(md) == best
+    # One detection, a cut-off label and a complete one: the complete one gets it, in either order.
+    d = {"kind": "sweep", "instrument_id": 7, "side": "B", "ts_event": 100 * S, "ts_recv": 100 * S,
+         "first_px": 4100.0, "last_px": 4100.0}
+    cut = lab("sweep", aggressor_side="B", ts_start=100 * S, prices=[4100 * PX], complete=False)
+    whole = lab("sweep", aggressor_side="B", ts_start=100 * S, prices=[4100 * PX])
+    for labels in ([cut, whole], [whole, cut]):
+        s = score_sweeps(labels, [d], "sweep", event_tol_ms=50.0)
+        assert (s.labels, s.labels_found, s.recall) == (1, 1, 1.0)
+    # A long chain of overlapping pairs: no recursion limit.
+    n = 1500
+    ml, md = _one_to_one([{"i": i} for i in range(n)], list(range(n)), lambda lab, d: d in (lab["i"], lab["i"] - 1))
+    assert len(ml) == len(md) == n

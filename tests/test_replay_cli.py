@@ -184,3 +184,27 @@ def test_a_directory_as_input_or_report_is_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2 and res.stderr.strip() == f"aurum replay: is a directory, not a DBN file: {tmp_path}"
     res = aurum("replay", "--sample", "--report", str(tmp_path))
     assert res.returncode == 2 and "is a directory; give a file name" in res.stderr
+
+
+def test_an_interrupted_replay_still_raises_keyboardinterrupt_with_its_report() -> None:
+    """Library callers see Ctrl-C as a KeyboardInterrupt (it was swallowed, ok=True); the
+    exception carries the report of what was replayed, the file it stopped in included."""
+    from aurum.replay import ReplayInterrupted, ReplayOptions, Replayer
+    from aurum.sample import sample_session
+
+    calls = 0
+
+    def hook(done: int, size: int, records: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+
+    path = sample_session()
+    with pytest.raises(KeyboardInterrupt) as e:
+        Replayer(ReplayOptions()).run([path], progress=hook)
+    assert isinstance(e.value, ReplayInterrupted)
+    r = e.value.result
+    assert r.interrupted and r.report["interrupted"] is True and not r.ok
+    assert [(f.path, f.error) for f in r.files] == [(str(path), "interrupted")]
+    assert 0 < r.files[0].records == r.report["records_total"] < 1_000_000

@@ -318,3 +318,21 @@ def test_a_file_that_is_not_a_segment_is_never_taken_over() -> None:
         w.close()
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_the_daemon_exits_2_on_a_foreign_segment_file(tmp_path: Path) -> None:
+    """Exit 2: the unit's RestartPreventExitStatus, since restarting cannot fix a name."""
+    name = f"aurum-test-foreign-{uuid.uuid4().hex[:8]}"
+    path = Path("/dev/shm", name)
+    path.write_bytes(b"someone else's data\n" * 100)
+    cfg = tmp_path / "aurum.toml"
+    cfg.write_text(f'[persistence]\ncheckpoint = "{tmp_path / "m.bin"}"\n[metrics]\nenabled = false\n')
+    key = "db-" + "k" * 29  # a well-formed fake, built here
+    try:
+        out = subprocess.run([sys.executable, "-m", "aurum.cli", "run", "--config", str(cfg)], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "DATABENTO_API_KEY": key, "AURUM_SHM_NAME": name})
+        assert out.returncode == 2, out.stderr
+        assert "is not an Aurum segment" in out.stderr and "Traceback" not in out.stderr and key not in out.stderr
+        assert path.read_bytes() == b"someone else's data\n" * 100
+    finally:
+        path.unlink(missing_ok=True)

@@ -47,6 +47,13 @@ def test_spread_symbols_are_told_from_outrights() -> None:
     assert header_symbols(meta) == {42: "GCZ6", 43: "GCZ6-GCG7"}
     assert header_symbols({"stype_out": "raw_symbol", "mappings": meta["mappings"]}) == {}
     assert header_symbols(None) == {}
+    # A file requested as GC.FUT maps every instrument, spreads too, to GC.FUT: not a symbol of
+    # the instrument, so the scope does not use it (the replay report still lists it).
+    parent = {"stype_in": "parent", "stype_out": "instrument_id",
+              "mappings": [["GC.FUT", [["2026-09-14", "2026-09-15", "42"], ["2026-09-14", "2026-09-15", "43"]]]]}
+    assert header_symbols(parent) == {42: "GC.FUT", 43: "GC.FUT"}
+    assert header_symbols(parent, raw_only=True) == {}
+    assert header_symbols({**meta, "stype_in": "raw_symbol"}, raw_only=True) == {42: "GCZ6", 43: "GCZ6-GCG7"}
 
 
 def _replay(path: Path, include_spreads: bool) -> dict:
@@ -80,7 +87,8 @@ def test_scope_keeps_unknown_instruments_and_remembers_spreads() -> None:
     assert scope.excluded == {}
 
 
-def test_daemon_state_block_shows_the_most_traded_outright(session: tuple[Path, dict[str, int]], tmp_path: Path) -> None:
+def test_daemon_state_block_shows_the_most_traded_outright(session: tuple[Path, dict[str, int]], tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     path, ids = session
     name = f"aurum-test-{uuid.uuid4().hex[:10]}"
     cfg_file = tmp_path / "aurum.toml"
@@ -100,6 +108,15 @@ def test_daemon_state_block_shows_the_most_traded_outright(session: tuple[Path, 
         st = reader.state()
         assert st is not None and st["instrument_id"] == ids[OUTRIGHT]
         assert set(d.pipeline.book_ids()) == {ids[OUTRIGHT], ids[BACK], ids[SPREAD]}
+        # Prometheus shows the pillars of the same instrument (it read the first book's).
+        want = d.decision.last_score[ids[OUTRIGHT]].pillars
+        assert d.metrics_state()["pillars"] == {n: (p.direction, p.confidence) for n, p in want.items()}
+        # A reload cannot change the scope of a running daemon: it says so and keeps it.
+        cfg_file.write_text(cfg_file.read_text() + "include_spreads = true\n")
+        with caplog.at_level("WARNING"):
+            assert d.reload()
+        assert "signals.include_spreads changed" in caplog.text and not d.cfg.signals.include_spreads
+        assert d.decision.scope.include_spreads is False
         d.shutdown()
         reader.close()
     finally:

@@ -496,7 +496,9 @@ impl State {
             next = next.min(inst.bars.time_end());
             if self.cfg.engines.enabled {
                 inst.engines.on_clock(&self.cfg.engines, now, &mut self.engine_out);
-                if closed != 0 {
+                // Not inside an MBO event (a wall-clock close between two chunks of one update):
+                // the book is half-applied there; the event's end samples it if the top moves.
+                if closed != 0 && !inst.in_event() {
                     if let (Some(top), Some(rt)) = (inst.last_top, inst.top_source()) {
                         let (mbo, mbp10) = (&inst.mbo, &inst.mbp10);
                         inst.engines.on_bar_close(&self.cfg.engines, now, |bids, asks| {

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from aurum.replay import ReplayOptions, Replayer, print_summary
+    from aurum.replay import ReplayInterrupted, ReplayOptions, Replayer, print_summary
 
     if not (0 <= args.tick_bars < 1 << 32 and 0 <= args.volume_bars < 1 << 63):
         print("aurum replay: --tick-bars must be 0..4294967295 and --volume-bars 0..2^63-1", file=sys.stderr)
@@ -119,10 +119,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         opts = ReplayOptions(**given)
     replayer = Replayer(opts)
     show_progress = sys.stderr.isatty() and not args.no_progress
-    if show_progress:
-        result = _run_with_progress(replayer, paths)
-    else:
-        result = replayer.run(paths)
+    try:
+        result = _run_with_progress(replayer, paths) if show_progress else replayer.run(paths)
+    except ReplayInterrupted as e:
+        result = e.result  # reported and written below, then exit 130
     if not args.quiet:
         print_summary(result.report)
     if args.report is not None:
@@ -132,7 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"aurum replay: --report {args.report}: {e.strerror or e}", file=sys.stderr)
             return 1
     for f in result.files:
-        if f.error:
+        if f.error and f.error != "interrupted":  # that one is the line below
             print(f"aurum replay: {f.error}", file=sys.stderr)
     if result.interrupted:
         print(f"aurum replay: interrupted after {result.report['records_total']:,} records"

@@ -23,12 +23,16 @@ def bounded(kind: type[int] | type[float], lo: float, hi: float = math.inf, *, l
     """An argparse type: ``kind`` (int or float) in [lo, hi] (``lo_open``: (lo, hi]), finite.
     Anything else, NaN and non-numbers included, is one line: ``was '<text>', expected <expect>``."""
 
+    top = min(hi, 2**63 - 1) if kind is int else hi  # ints: what native code and numpy take
+
     def parse(text: str) -> Any:
         try:
             v = kind(text)
         except ValueError:
             v = math.nan
-        if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+        # Compared as they are (a 400-digit int has no float: isfinite would raise).
+        finite = kind is int or math.isfinite(v)
+        if not (finite and v == v and (v > lo if lo_open else v >= lo) and v <= top):
             raise argparse.ArgumentTypeError(f"was {text!r}, expected {expect}")
         return v
 

@@ -337,6 +337,9 @@ class Daemon:
             log.warning("signals.bar_interval_s changed in %s (%g -> %g s): bars keep their length until the next "
                         "start", self.config_path, self.cfg.signals.bar_interval_s, new.signals.bar_interval_s)
             new.signals.bar_interval_s = self.cfg.signals.bar_interval_s
+        if new.signals.include_spreads != self.cfg.signals.include_spreads:
+            log.warning("signals.include_spreads changed in %s: it takes effect at the next start", self.config_path)
+            new.signals.include_spreads = self.cfg.signals.include_spreads
         self.cfg.signals = new.signals
         self.stats.reloads += 1
         log.info("reloaded weights and signal thresholds from %s", self.config_path)
@@ -452,8 +455,8 @@ class Daemon:
             out["last_heartbeat_ns"] = last
         if self._last_signal is not None:
             out["last_signal"] = dict(self._last_signal)
-        ids = self.pipeline.book_ids() or list(self.decision.last_score)
-        score = self.decision.last_score.get(ids[0]) if ids else None
+        iid = self._state_instrument()  # the instrument the state block shows
+        score = self.decision.last_score.get(iid) if iid is not None else None
         if score is not None:
             out["pillars"] = {n: (p.direction, p.confidence) for n, p in score.pillars.items()}
         return out
@@ -540,6 +543,10 @@ def main(config_path: str | None) -> int:
         # config problem (exit 2, no restart loop), in one line.
         log.error("%s: cannot start: %s", config_path or "default config", e)
         log.debug("details", exc_info=True)
+        return 2
+    except FileExistsError as e:
+        # shm.name names a file that is not ours: a config problem; restarting cannot help.
+        log.error("cannot run: %s", e)
         return 2
     except OSError as e:
         log.error("cannot run: %s", e)

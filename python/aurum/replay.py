@@ -103,6 +103,15 @@ class ReplayResult:
         return all(f.error is None for f in self.files)
 
 
+class ReplayInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``Replayer.run``: still a KeyboardInterrupt to any caller, carrying the
+    report of what was replayed up to it (``result``, with ``"interrupted": true``)."""
+
+    def __init__(self, result: ReplayResult) -> None:
+        super().__init__("replay interrupted")
+        self.result = result
+
+
 ProgressHook = Callable[[int, int, int], None]
 """(file bytes done, file bytes total, records so far)."""
 
@@ -148,6 +157,7 @@ class Replayer:
 
             self.decision = DecisionEngine(self.pipeline, o.decision, providers=default_providers())
         self._symbols: dict[int, str] = {}
+        self._current: FileResult | None = None  # the file being replayed (for a Ctrl-C report)
 
     def run(self, paths: Sequence[str | Path], progress: ProgressHook | None = None) -> ReplayResult:
         started = time.perf_counter()
@@ -160,8 +170,13 @@ class Replayer:
                                                  and not results[-1].error))
                 prev = p
         except KeyboardInterrupt:
-            # Ctrl-C: what was replayed so far is still reported (the report says so).
+            # Ctrl-C: what was replayed so far is still reported (the report says so), the
+            # file it stopped in included.
             interrupted = True
+            cur = self._current
+            if cur is not None and (not results or results[-1] is not cur):
+                cur.error = cur.error or "interrupted"
+                results.append(cur)
         # The last bar is closed for the report, not decided on: a live daemon never decides
         # on part of a bar, so neither does its replay.
         self.pipeline.flush_bars()
@@ -170,10 +185,11 @@ class Replayer:
         report = self._report(results, elapsed)
         if interrupted:
             report["interrupted"] = True
-        return ReplayResult(report, results, interrupted)
+            raise ReplayInterrupted(ReplayResult(report, results, True))
+        return ReplayResult(report, results)
 
     def _replay_file(self, path: Path, progress: ProgressHook | None, same_stream: bool = False) -> FileResult:
-        res = FileResult(str(path))
+        res = self._current = FileResult(str(path))
         pl = self.pipeline
         before = pl.stats()["records_total"]
         try:

@@ -191,7 +191,13 @@ impl PyShmSignalWriter {
     fn new(name: String, capacity: u32, mode: u32, unlink_on_close: bool, wake_on_publish: bool) -> PyResult<Self> {
         let mut w = CoreWriter::create(&name, capacity, mode).map_err(|e| {
             let msg = format!("cannot create shared-memory segment {name:?}: {e}");
-            if e.kind() == std::io::ErrorKind::InvalidInput { PyValueError::new_err(msg) } else { PyOSError::new_err(msg) }
+            match e.kind() {
+                std::io::ErrorKind::InvalidInput => PyValueError::new_err(msg),
+                // Someone else's file under that name: FileExistsError, so callers can tell it
+                // from a transient failure (the daemon exits 2 on it: a restart cannot help).
+                std::io::ErrorKind::AlreadyExists => pyo3::exceptions::PyFileExistsError::new_err(msg),
+                _ => PyOSError::new_err(msg),
+            }
         })?;
         w.set_unlink_on_drop(unlink_on_close);
         w.set_wake_on_publish(wake_on_publish);

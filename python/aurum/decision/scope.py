@@ -7,8 +7,10 @@ there, so by default spreads get no pillars and no signals (``signals.include_sp
 
 An instrument is a spread when its raw symbol has a ``-`` (CME's spread symbols join the legs
 with one; outright symbols never have one). The symbol comes from the stream's
-SymbolMappingMsg records, or from the file header's mappings in a replay. An instrument with
-no known symbol (a file without mappings, the Yahoo fallback) is decided on: refusing it would
+SymbolMappingMsg records, or from the file header's mappings in a replay of a file requested by
+raw symbol (a historical file requested as ``GC.FUT`` maps every instrument to ``GC.FUT``, so
+without in-band mappings its spreads cannot be told apart). An instrument with no known symbol
+(such a file, a file without mappings, the Yahoo fallback) is decided on: refusing it would
 silence a single-instrument feed.
 """
 
@@ -26,10 +28,14 @@ def is_spread(symbol: str | None) -> bool:
     return symbol is not None and "-" in symbol
 
 
-def header_symbols(metadata: dict[str, Any] | None) -> dict[int, str]:
-    """Instrument id -> raw symbol from a DBN header's mappings (historical files map symbols
-    there instead of in-band)."""
+def header_symbols(metadata: dict[str, Any] | None, raw_only: bool = False) -> dict[int, str]:
+    """Instrument id -> symbol from a DBN header's mappings (historical files map symbols
+    there instead of in-band). A header maps each instrument to the *requested* symbol, so
+    with parent or continuous symbology every instrument (the spreads too) maps to GC.FUT or
+    GC.c.0; ``raw_only`` returns nothing then, for callers that must know what an instrument is."""
     out: dict[int, str] = {}
+    if raw_only and metadata and metadata.get("stype_in") not in ("raw_symbol", None):
+        return out
     if metadata and metadata.get("stype_out") == "instrument_id":
         for raw_symbol, intervals in metadata.get("mappings", []):
             for _start, _end, iid in intervals:
@@ -52,7 +58,7 @@ class InstrumentScope:
 
     def symbol(self, iid: int) -> str | None:
         got: str | None = self.pipeline.instruments().get(iid)
-        return got if got is not None else header_symbols(self.pipeline.metadata).get(iid)
+        return got if got is not None else header_symbols(self.pipeline.metadata, raw_only=True).get(iid)
 
     def allows(self, iid: int) -> bool:
         v = self._verdict.get(iid)

@@ -97,29 +97,64 @@ def _px(v: float | None) -> int | None:
 
 
 def _one_to_one(labs: Sequence[dict[str, Any]], dets: Sequence[dict[str, Any]],
-                hit: Callable[[dict[str, Any], dict[str, Any]], bool]) -> tuple[set[int], set[int]]:
+                hit: Callable[[dict[str, Any], dict[str, Any]], bool],
+                keys: tuple[Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], Any]] | None = None,
+                ) -> tuple[set[int], set[int]]:
     """A maximum one-to-one matching of labels to detections under ``hit``: (indices of
     matched labels, indices of matched detections). One-to-one, so a detector that reports
     one event three times scores one correct detection and two false ones, and one detection
-    cannot find two neighbouring labels. Augmenting paths (Kuhn): hundreds of each at most.
+    cannot find two neighbouring labels.
+
+    Augmenting paths (Kuhn), iterative (no recursion limit). Complete labels are matched
+    first, and an augmenting path never unmatches a label, so recall counts as many complete
+    labels as any matching could. ``keys`` (label key, detection key), when given, must be
+    equal for a label and a detection that ``hit``: candidates are looked up by them instead of
+    trying every pair.
     Written here because nothing in the project's dependencies does bipartite matching
     (scipy's linear_sum_assignment would need scipy for this alone)."""
-    adj = [[j for j, d in enumerate(dets) if hit(lab, d)] for lab in labs]
+    if keys is not None:
+        lab_key, det_key = keys
+        by_key: dict[Any, list[int]] = {}
+        for j, d in enumerate(dets):
+            by_key.setdefault(det_key(d), []).append(j)
+        adj = [[j for j in by_key.get(lab_key(lab), ()) if hit(lab, dets[j])] for lab in labs]
+    else:
+        adj = [[j for j, d in enumerate(dets) if hit(lab, d)] for lab in labs]
     det_to_lab: dict[int, int] = {}
-
-    def augment(i: int, seen: set[int]) -> bool:
-        for j in adj[i]:
-            if j in seen:
-                continue
-            seen.add(j)
-            if j not in det_to_lab or augment(det_to_lab[j], seen):
-                det_to_lab[j] = i
-                return True
-        return False
-
-    for i in range(len(labs)):
-        if adj[i]:
-            augment(i, set())
+    lab_to_det: dict[int, int] = {}
+    order = sorted(range(len(labs)), key=lambda i: not labs[i].get("complete", True))
+    for root in order:
+        if not adj[root]:
+            continue
+        # Depth-first search for a free detection; parent links rebuild the path.
+        seen: set[int] = set()
+        came_from: dict[int, int] = {}  # detection -> the label that reached it
+        stack = [(root, iter(adj[root]))]
+        free = None
+        while stack and free is None:
+            i, it = stack[-1]
+            for j in it:
+                if j in seen:
+                    continue
+                seen.add(j)
+                came_from[j] = i
+                if j not in det_to_lab:
+                    free = j
+                else:
+                    nxt = det_to_lab[j]
+                    stack.append((nxt, iter(adj[nxt])))
+                break
+            else:
+                stack.pop()
+        if free is not None:  # flip the path: every label on it takes the next detection
+            j = free
+            while True:
+                i = came_from[j]
+                prev = lab_to_det.get(i)  # the detection through which the search reached i
+                det_to_lab[j], lab_to_det[i] = i, j
+                if i == root or prev is None:
+                    break
+                j = prev
     return set(det_to_lab.values()), set(det_to_lab)
 
 
@@ -127,16 +162,17 @@ def score_native(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[str, 
     s = Score("native_iceberg")
     labs = _of(labels, "native_iceberg")
     det = [d for d in icebergs if d["kind"] == "native"]
-    _count(s, labs, det, lambda lab, d: d["order_id"] == lab["order_id"])
+    by_id = (lambda lab: lab["order_id"], lambda d: d["order_id"])
+    _count(s, labs, det, lambda lab, d: d["order_id"] == lab["order_id"], by_id)
     return s
 
 
 def _count(s: Score, labs: Sequence[dict[str, Any]], det: Sequence[dict[str, Any]],
-           hit: Callable[[dict[str, Any], dict[str, Any]], bool]) -> set[int]:
+           hit: Callable[[dict[str, Any], dict[str, Any]], bool], keys: Any = None) -> set[int]:
     """Fills ``s`` from a one-to-one matching; returns the matched detections' indices.
     Labels cut off by the end of the file (``complete`` false) may be matched, so a detection
     of one is correct, but they are not in the recall denominator."""
-    matched_labs, matched_dets = _one_to_one(labs, det, hit)
+    matched_labs, matched_dets = _one_to_one(labs, det, hit, keys)
     s.labels = sum(1 for lab in labs if lab.get("complete", True))
     s.detections = len(det)
     s.labels_found = sum(1 for i in matched_labs if labs[i].get("complete", True))
@@ -146,6 +182,11 @@ def _count(s: Score, labs: Sequence[dict[str, Any]], det: Sequence[dict[str, Any
 
 def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
     return a0 <= b1 and b0 <= a1
+
+
+# Label and detection keys of one (instrument, side, price level): the candidates of a label.
+_AT_LEVEL = (lambda lab: (lab["instrument_id"], lab["side"], lab["price"]),
+             lambda d: (d["instrument_id"], d["side"], _px(d["price"])))
 
 
 def score_synthetic(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[str, Any]], hold_tol_s: float) -> Score:
@@ -159,7 +200,7 @@ def score_synthetic(labels: Sequence[dict[str, Any]], icebergs: Sequence[dict[st
                 and _px(d["price"]) == lab["price"]
                 and _overlaps(d["first_ts"], d["last_ts"], lab["ts_start"] - tol, lab["ts_end"] + tol))
 
-    _count(s, labs, det, hit)
+    _count(s, labs, det, hit, _AT_LEVEL)
     return s
 
 
@@ -174,10 +215,10 @@ def score_absorption(labels: Sequence[dict[str, Any]], signals: Sequence[dict[st
         return (d["instrument_id"] == lab["instrument_id"] and d["side"] == lab["side"]
                 and _px(d["price"]) == lab["price"] and lab["ts_start"] - tol <= d["ts"] <= lab["ts_end"] + tol)
 
-    matched = _count(s, labs, signals, hit)
+    matched = _count(s, labs, signals, hit, _AT_LEVEL)
     # The rest may each stand for one planted iceberg's level (one-to-one as well).
     rest = [d for j, d in enumerate(signals) if j not in matched]
-    at_iceberg = len(_one_to_one(icebergs, rest, hit)[1])
+    at_iceberg = len(_one_to_one(icebergs, rest, hit, _AT_LEVEL)[1])
     s.detections_correct += at_iceberg
     if at_iceberg:
         s.notes["correct_at_planted_iceberg"] = at_iceberg
@@ -197,7 +238,8 @@ def score_sweeps(labels: Sequence[dict[str, Any]], sweeps: Sequence[dict[str, An
         prices = set(lab["prices"])
         return dt <= tol and (_px(d["first_px"]) in prices or _px(d["last_px"]) in prices)
 
-    _count(s, labs, det, hit)
+    by_side = (lambda lab: (lab["instrument_id"], lab["aggressor_side"]), lambda d: (d["instrument_id"], d["side"]))
+    _count(s, labs, det, hit, by_side)
     return s
 
 
