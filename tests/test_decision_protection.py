@@ -92,6 +92,20 @@ def pipeline(**kw: Any) -> Any:
     return p
 
 
+def warm_ladder(p: Any, st: Stream, levels: int) -> list[tuple[int, bytes, int]]:
+    """``levels`` levels of 10 lots a side, then 10 top changes 20 ms apart (depth samples
+    that warm the vacuum's norm up). Returns the ladder's orders: (order id, side, price)."""
+    orders = []
+    for k in range(levels):
+        for side, px in ((b"B", PX - k * TICK), (b"A", PX + (k + 1) * TICK)):
+            b, o = st.add(T0, side, px, 10)
+            p.feed(b)
+            orders.append((o, side, px))
+    for i in range(10):
+        p.feed(st.add(T0 + (i + 1) * 20_000_000, b"B", PX, 1)[0])
+    return orders
+
+
 class ShmRecorder:
     """The daemon's shared-memory writer, recording what it is given (the segment itself is
     tested elsewhere; here the question is what the daemon publishes and when)."""
@@ -144,15 +158,7 @@ def test_a_silent_feed_closes_an_open_position_at_the_tick(tmp_path: Path) -> No
 def test_depth_pulled_behind_an_unchanged_touch_is_a_vacuum_at_the_bar_close() -> None:
     p = pipeline(engine_config={"protect": {"min_samples": 5}})
     st = Stream()
-    behind = []
-    for k in range(10):
-        for side, px in ((b"B", PX - k * TICK), (b"A", PX + (k + 1) * TICK)):
-            b, o = st.add(T0, side, px, 10)
-            p.feed(b)
-            if k:
-                behind.append((o, side, px))
-    for i in range(10):  # top changes 20 ms apart: depth samples warm the norm up
-        p.feed(st.add(T0 + (i + 1) * 20_000_000, b"B", PX, 1)[0])
+    behind = [o for o in warm_ladder(p, st, 10) if o[2] not in (PX, PX + TICK)]
     reader = RingReader(p, "bars", from_start=True)
     eng, _ = forced_engine(p)
     t = T0 + S
@@ -242,14 +248,7 @@ def test_a_position_on_an_instrument_later_mapped_to_a_spread_is_closed() -> Non
 def test_a_bar_closed_by_the_wall_clock_inside_an_event_does_not_sample_a_half_applied_book() -> None:
     p = pipeline(engine_config={"protect": {"min_samples": 5}})
     st = Stream()
-    orders = []
-    for k in range(5):
-        for side, px in ((b"B", PX - k * TICK), (b"A", PX + (k + 1) * TICK)):
-            b, o = st.add(T0, side, px, 10)
-            p.feed(b)
-            orders.append((o, side, px))
-    for i in range(10):  # depth samples for the norm, 20 ms apart
-        p.feed(st.add(T0 + (i + 1) * 20_000_000, b"B", PX, 1)[0])
+    orders = warm_ladder(p, st, 5)
     p.feed(st.trade(T0 + S, b"A", PX + TICK))  # opens a time bar
     before = p.risk(IID, 0)["depth"]
     # One event pulling and re-adding every level, split across two reads: the first half now.
